@@ -1,0 +1,37 @@
+# Quick start: `make demo` and `make test` work on a fresh machine: they create .venv, pip-install the
+# project into it and apt-get the Debian packages the demo or the tests need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench system-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q -U pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+demo: $(STAMP) system-deps
+	@$(BIN)/python scripts/demo.py
+
+test: $(STAMP) system-deps
+	@$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	@$(BIN)/ruff check fleet executor_agent metrics_publisher tests bench scripts
+	@$(BIN)/ruff format --check fleet executor_agent metrics_publisher tests bench scripts
+
+typecheck: $(STAMP)
+	@$(BIN)/mypy fleet executor_agent metrics_publisher
+
+bench: $(STAMP) system-deps
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo

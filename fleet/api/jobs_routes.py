@@ -1,0 +1,113 @@
+"""The job API (CONTRACT section 4) under /api/v1, for people and scripts holding FLEET_API_TOKEN."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from fleet.api.auth import require_api
+from fleet.schemas import JobSubmission, QueueCreate, RepositoryCreate
+from fleet.states import JobState
+from fleet.store import Store
+from fleet.store.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api)])
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+@router.post("/jobs", status_code=201)
+def submit_job(request: Request, body: JobSubmission) -> dict[str, Any]:
+    job = _store(request).jobs.submit(body)
+    request.app.state.notifier.notify([job["queue"]])
+    return job
+
+
+@router.get("/jobs")
+def list_jobs(
+    request: Request,
+    queue: str | None = None,
+    state: JobState | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    return {"jobs": _store(request).jobs.list(queue=queue, state=state, limit=limit)}
+
+
+@router.get("/jobs/{job_id}")
+def get_job(request: Request, job_id: int) -> dict[str, Any]:
+    return _store(request).jobs.get(job_id)
+
+
+@router.get("/jobs/{job_id}/logs")
+def get_logs(request: Request, job_id: int) -> dict[str, Any]:
+    store = _store(request)
+    store.jobs.get(job_id)
+    return {"jobId": job_id, "entries": store.logs.for_job(job_id)}
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
+    return _store(request).jobs.cancel(job_id)
+
+
+@router.get("/queues")
+def list_queues(request: Request) -> dict[str, Any]:
+    store = _store(request)
+    now = store.db.clock()
+    return {"queues": [q.to_json(now) for q in store.queues.stats()]}
+
+
+@router.post("/queues", status_code=201)
+def add_queue(request: Request, body: QueueCreate) -> dict[str, Any]:
+    policy = _store(request).queues.add(body.name, body.maxRetries, body.retryDelaySeconds)
+    return {
+        "name": policy.name,
+        "maxRetries": policy.max_retries,
+        "retryDelaySeconds": policy.retry_delay_seconds,
+    }
+
+
+def executor_records(request: Request) -> list[dict[str, Any]]:
+    store = _store(request)
+    now = store.db.clock()
+    healthy_within = timedelta(seconds=3 * request.app.state.settings.heartbeat_interval_seconds)
+    return [
+        {
+            "name": r.name,
+            "hostname": r.hostname,
+            "queues": r.queue_names,
+            "os": r.os,
+            "architecture": r.architecture,
+            "dockerVersion": r.docker_version,
+            "executorVersion": r.executor_version,
+            "gitVersion": r.git_version,
+            "firstSeenAt": r.first_seen_at.isoformat(),
+            "lastSeenAt": r.last_seen_at.isoformat(),
+            "healthy": now - r.last_seen_at <= healthy_within,
+        }
+        for r in store.transitions.list_executors()
+    ]
+
+
+@router.get("/executors")
+def list_executors(request: Request) -> dict[str, Any]:
+    return {"executors": executor_records(request)}
+
+
+@router.post("/repositories", status_code=201)
+def add_repository(request: Request, body: RepositoryCreate) -> dict[str, Any]:
+    from fleet.api.git_proxy import check_repository_location
+
+    problem = check_repository_location(body.url)
+    if problem:
+        raise InvalidInput(f"url: {problem}")
+    return _store(request).repos.add(body.name, body.url)
+
+
+@router.get("/repositories")
+def list_repositories(request: Request) -> dict[str, Any]:
+    return {"repositories": _store(request).repos.list()}

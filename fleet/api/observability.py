@@ -1,0 +1,97 @@
+"""/healthz and /metrics: request counts and latencies by route, queue sizes read at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from fleet.store import Store
+
+router = APIRouter()
+
+
+class QueueCollector(Collector):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        size = GaugeMetricFamily(
+            "fleet_queue_size",
+            "Jobs queued + errored + processing per queue (what autoscaling reads).",
+            labels=["queue"],
+        )
+        jobs = GaugeMetricFamily("fleet_queue_jobs", "Jobs per queue and state.", labels=["queue", "state"])
+        age = GaugeMetricFamily(
+            "fleet_queue_oldest_queued_age_seconds",
+            "Age of the oldest queued job per queue.",
+            labels=["queue"],
+        )
+        now = self.store.db.clock()
+        for q in self.store.queues.stats():
+            size.add_metric([q.name], q.size)
+            for state in ("queued", "processing", "errored", "completed", "failed", "canceled"):
+                jobs.add_metric([q.name, state], getattr(q, state))
+            age.add_metric([q.name], (now - q.oldest_queued_at).total_seconds() if q.oldest_queued_at else 0.0)
+        yield size
+        yield jobs
+        yield age
+
+
+class RequestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.count = Counter(
+            "fleet_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "fleet_http_request_duration_seconds",
+            "HTTP request latency by route (long-polling dequeues include their wait).",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.latency.labels(request.method, path).observe(time.perf_counter() - start)
+            self.count.labels(request.method, path, str(status)).inc()
+
+
+def build_registry(store: Store) -> tuple[CollectorRegistry, RequestMetrics]:
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(store))
+    return registry, RequestMetrics(registry)
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> Any:
+    store: Store = request.app.state.store
+    try:
+        with store.db.read() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # the point of a health check is to report any failure
+        return JSONResponse({"status": "error", "database": str(exc).splitlines()[0]}, status_code=503)
+    return {"status": "ok", "database": store.db.engine.dialect.name}
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

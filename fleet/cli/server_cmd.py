@@ -1,0 +1,67 @@
+"""`fleet server`: the control plane."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from fleet.cli.errors import EXIT_CONFIG, fail, settings_error_line
+from fleet.cli.main import app
+
+
+@app.command("server")
+def server(
+    database_url: str = typer.Option(None, help="Overrides FLEET_DATABASE_URL (default sqlite:///./fleet.db)."),
+    http_addr: str = typer.Option(None, help="Overrides FLEET_HTTP_ADDR (default 127.0.0.1:3080)."),
+    external_url: str = typer.Option(None, help="Overrides FLEET_EXTERNAL_URL."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run the control plane: job queues, the executor protocol, the job API, the dashboard and /metrics.
+
+    Needs FLEET_EXECUTORS_ACCESS_TOKEN (at least 20 characters) and FLEET_API_TOKEN in the environment.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fleet.app import create_app, store_config
+    from fleet.db.dialect import DatabaseURLError
+    from fleet.settings import ServerSettings
+    from fleet.store import Store
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "database_url": database_url,
+            "http_addr": http_addr,
+            "external_url": external_url,
+        }.items()
+        if v is not None
+    }
+    try:
+        settings = ServerSettings(**overrides)
+    except ValidationError as exc:
+        fail(settings_error_line(exc, "FLEET_"), EXIT_CONFIG)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        store = Store.open(settings.database_url, config=store_config(settings))
+    except DatabaseURLError as exc:
+        fail(f"FLEET_DATABASE_URL {exc}", EXIT_CONFIG)
+    except (SQLAlchemyError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(f"FLEET_DATABASE_URL {settings.database_url!r} is unusable: {first}", EXIT_CONFIG)
+
+    import uvicorn
+
+    os.environ.setdefault("FLEET_URL", settings.resolved_external_url)
+    uvicorn.run(
+        create_app(settings, store=store),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level.lower(),
+        access_log=log_level.lower() == "debug",
+        timeout_graceful_shutdown=5,
+    )
+    store.close()

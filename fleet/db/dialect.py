@@ -1,0 +1,124 @@
+"""Everything that differs between SQLite and PostgreSQL lives here.
+
+- engine setup: SQLite gets WAL, a busy timeout and explicit BEGIN / BEGIN IMMEDIATE; PostgreSQL gets psycopg 3.
+- the claim: PostgreSQL locks the row it hands out with FOR UPDATE SKIP LOCKED so concurrent claimers never wait on
+  each other; SQLite serialises writers with BEGIN IMMEDIATE, so a plain SELECT inside that transaction is safe.
+- timestamps: SQLite has no time zones, so datetimes are stored as naive UTC and come back aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, Select, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Execution option that turns a SQLite transaction into BEGIN IMMEDIATE (takes the write lock up front, so
+# read-then-write sequences cannot deadlock into SQLITE_BUSY half-way).
+WRITE_OPTION = "fleet_write"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DatabaseURLError(ValueError):
+    pass
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise DatabaseURLError(
+            f"cannot parse {url!r}; use sqlite:///./fleet.db or postgresql+psycopg://user:pass@host/db"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername != "postgresql+psycopg":
+            raise DatabaseURLError(f"driver {parsed.drivername!r} is not supported; use postgresql+psycopg://")
+        return create_engine(parsed, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    raise DatabaseURLError(f"unsupported database {backend!r}; use sqlite:/// or postgresql+psycopg://")
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        pool_size=20,
+        max_overflow=20,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see the "begin" hook).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def lock_for_claim(stmt: Select[Any], engine: Engine) -> Select[Any]:
+    """Make a candidate-selection query safe for concurrent claimers on this dialect."""
+    if engine.dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def aggregate_datetime(value: datetime | str | None) -> datetime | None:
+    """MIN()/MAX() over a datetime column skips the column type on SQLite and returns naive or text values."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def upsert(conn: Any, table: Any, values: dict[str, Any], key: str, update: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, which both dialects support with their own insert()."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_stmt = pg_insert(table).values(**values)
+        conn.execute(pg_stmt.on_conflict_do_update(index_elements=[key], set_=update))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite_stmt = sqlite_insert(table).values(**values)
+        conn.execute(lite_stmt.on_conflict_do_update(index_elements=[key], set_=update))

@@ -1,0 +1,62 @@
+"""The store's handle on the database: an engine, a clock, and read/write transactions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine
+
+from fleet.db import migrate
+from fleet.db.dialect import WRITE_OPTION, make_engine
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class StoreConfig:
+    default_max_retries: int = 3
+    default_retry_delay_seconds: float = 10.0
+    stalled_job_seconds: float = 25.0
+    max_resets: int = 3
+    max_log_entry_bytes: int = 1024 * 1024
+
+
+class Database:
+    def __init__(self, engine: Engine, clock: Clock = utcnow, config: StoreConfig | None = None) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.config = config or StoreConfig()
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock = utcnow, config: StoreConfig | None = None) -> Database:
+        return cls(make_engine(url), clock, config)
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One transaction that commits on success; every state change happens inside exactly one of these."""
+        with self._write_engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

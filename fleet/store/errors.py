@@ -1,0 +1,23 @@
+"""Errors the store raises. They carry a message for people; routes decide the HTTP status."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    pass
+
+
+class NotFound(StoreError):
+    """The thing does not exist, or is not visible to the caller (e.g. a job another executor owns)."""
+
+
+class Conflict(StoreError):
+    """The request is valid but the current state does not allow it."""
+
+
+class UnknownQueue(NotFound):
+    pass
+
+
+class InvalidInput(StoreError):
+    pass

@@ -1,0 +1,175 @@
+"""Jobs: submission, the claim (dequeue), reads, and cancellation."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, or_, select, update
+
+from fleet.db.dialect import lock_for_claim
+from fleet.db.models import jobs, repositories
+from fleet.schemas import JOB_VERSION, JobSubmission
+from fleet.states import DEQUEUEABLE, TERMINAL, JobState
+from fleet.store.database import Database, hash_token
+from fleet.store.errors import Conflict, InvalidInput, NotFound
+from fleet.store.queues import QueueStore
+
+
+@dataclass(frozen=True)
+class TokenScope:
+    """What a job token allows: writes about one attempt of one job in one queue, and reads of one repository."""
+
+    job_id: int
+    attempt: int
+    queue: str
+    repository_name: str | None
+    executor_name: str | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def job_record(row: Row[Any]) -> dict[str, Any]:
+    """The job as the job API shows it (never the token)."""
+    return {
+        "id": row.id,
+        "queue": row.queue,
+        "state": row.state,
+        "createdAt": _iso(row.created_at),
+        "queuedAt": _iso(row.queued_at),
+        "processAfter": _iso(row.process_after),
+        "startedAt": _iso(row.started_at),
+        "finishedAt": _iso(row.finished_at),
+        "lastHeartbeatAt": _iso(row.last_heartbeat_at),
+        "executorName": row.executor_name,
+        "attempt": row.attempt,
+        "numResets": row.num_resets,
+        "numFailures": row.num_failures,
+        "failureMessage": row.failure_message,
+        "cancelRequested": row.cancel_requested,
+        "spec": row.spec,
+    }
+
+
+class JobStore:
+    def __init__(self, db: Database, queues: QueueStore) -> None:
+        self.db = db
+        self.queues = queues
+
+    def submit(self, submission: JobSubmission) -> dict[str, Any]:
+        now = self.db.clock()
+        with self.db.write() as conn:
+            self.queues.policy(conn, submission.queue)
+            repo = submission.repositoryName or None
+            if repo and not conn.execute(select(repositories.c.name).where(repositories.c.name == repo)).first():
+                raise InvalidInput(
+                    f"repositoryName {repo!r} is not registered with the server; "
+                    f"register it with `fleet repos add {repo} PATH_OR_URL`"
+                )
+            job_id = conn.execute(
+                jobs.insert().values(
+                    queue=submission.queue,
+                    state=JobState.QUEUED,
+                    spec=submission.spec(),
+                    repository_name=repo,
+                    created_at=now,
+                    queued_at=now,
+                    attempt=0,
+                    num_resets=0,
+                    num_failures=0,
+                    cancel_requested=False,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
+        return job_record(row)
+
+    def claim(self, queue_names: list[str], executor_name: str) -> dict[str, Any] | None:
+        """Hand the oldest ready job of these queues to one executor; None when there is none.
+
+        The job token is generated here and only its hash is stored: the plain token exists in this reply only.
+        """
+        now = self.db.clock()
+        with self.db.write() as conn:
+            self.queues.require(conn, queue_names)
+            candidate = select(jobs.c.id).where(
+                jobs.c.queue.in_(queue_names),
+                jobs.c.state.in_(DEQUEUEABLE),
+                or_(jobs.c.process_after.is_(None), jobs.c.process_after <= now),
+            )
+            job_id = conn.execute(lock_for_claim(candidate.order_by(jobs.c.id).limit(1), self.db.engine)).scalar()
+            if job_id is None:
+                return None
+            token = secrets.token_urlsafe(32)
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    state=JobState.PROCESSING,
+                    started_at=now,
+                    last_heartbeat_at=now,
+                    process_after=None,
+                    executor_name=executor_name,
+                    attempt=jobs.c.attempt + 1,
+                    token_hash=hash_token(token),
+                )
+            )
+            row = conn.execute(select(jobs.c.queue, jobs.c.spec).where(jobs.c.id == job_id)).one()
+        return {"version": JOB_VERSION, "id": job_id, "queue": row.queue, "token": token, **row.spec}
+
+    def scope_of_token(self, token: str) -> TokenScope | None:
+        """The live attempt a job token belongs to; None for unknown or revoked tokens."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(jobs.c.id, jobs.c.attempt, jobs.c.queue, jobs.c.repository_name, jobs.c.executor_name).where(
+                    jobs.c.token_hash == hash_token(token), jobs.c.state == JobState.PROCESSING
+                )
+            ).first()
+        if row is None:
+            return None
+        return TokenScope(row.id, row.attempt, row.queue, row.repository_name, row.executor_name)
+
+    def get(self, job_id: int) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist")
+        return job_record(row)
+
+    def list(self, queue: str | None = None, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        stmt = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if queue:
+            stmt = stmt.where(jobs.c.queue == queue)
+        if state:
+            stmt = stmt.where(jobs.c.state == state)
+        with self.db.read() as conn:
+            return [job_record(r) for r in conn.execute(stmt)]
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        """Queued or errored jobs are canceled at once; a processing job is canceled when its executor reports."""
+        now = self.db.clock()
+        with self.db.write() as conn:
+            row = self._row(conn, job_id)
+            if row.state in TERMINAL:
+                raise Conflict(f"job {job_id} is already {row.state}")
+            if row.state in DEQUEUEABLE:
+                values: dict[str, Any] = {
+                    "state": JobState.CANCELED,
+                    "finished_at": now,
+                    "cancel_requested": True,
+                    "process_after": None,
+                }
+            else:
+                values = {"cancel_requested": True}
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+            return job_record(self._row(conn, job_id))
+
+    @staticmethod
+    def _row(conn: Connection, job_id: int) -> Row[Any]:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist")
+        return row

@@ -1,0 +1,161 @@
+"""Queues and repositories: the things jobs refer to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
+
+from fleet.db.dialect import aggregate_datetime
+from fleet.db.models import jobs, queues, repositories
+from fleet.states import JobState
+from fleet.store.database import Database
+from fleet.store.errors import Conflict, UnknownQueue
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    name: str
+    max_retries: int
+    retry_delay_seconds: float
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    queued: int
+    processing: int
+    errored: int
+    completed: int
+    failed: int
+    canceled: int
+    oldest_queued_at: datetime | None
+
+    @property
+    def size(self) -> int:
+        return self.queued + self.errored + self.processing
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        age = (now - self.oldest_queued_at).total_seconds() if self.oldest_queued_at else None
+        return {
+            "name": self.name,
+            "queued": self.queued,
+            "processing": self.processing,
+            "errored": self.errored,
+            "completed": self.completed,
+            "failed": self.failed,
+            "canceled": self.canceled,
+            "size": self.size,
+            "oldestQueuedAgeSeconds": round(age, 3) if age is not None else None,
+        }
+
+
+class QueueStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def ensure(self, names: list[str]) -> None:
+        """Create the queues that do not exist yet with the default policy (used at server start)."""
+        with self.db.write() as conn:
+            existing = set(conn.execute(select(queues.c.name)).scalars())
+            for name in names:
+                if name not in existing:
+                    conn.execute(queues.insert().values(**self._defaults(name)))
+
+    def add(self, name: str, max_retries: int | None = None, retry_delay_seconds: float | None = None) -> QueuePolicy:
+        values = self._defaults(name)
+        if max_retries is not None:
+            values["max_retries"] = max_retries
+        if retry_delay_seconds is not None:
+            values["retry_delay_seconds"] = retry_delay_seconds
+        try:
+            with self.db.write() as conn:
+                conn.execute(queues.insert().values(**values))
+        except IntegrityError as exc:
+            raise Conflict(f"queue {name!r} already exists") from exc
+        return QueuePolicy(name, values["max_retries"], values["retry_delay_seconds"])
+
+    def _defaults(self, name: str) -> dict[str, Any]:
+        cfg = self.db.config
+        return {
+            "name": name,
+            "max_retries": cfg.default_max_retries,
+            "retry_delay_seconds": cfg.default_retry_delay_seconds,
+            "created_at": self.db.clock(),
+        }
+
+    def names(self) -> list[str]:
+        with self.db.read() as conn:
+            return list(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
+
+    def policy(self, conn: Connection, name: str) -> QueuePolicy:
+        row = conn.execute(select(queues).where(queues.c.name == name)).first()
+        if row is None:
+            raise UnknownQueue(self.unknown_message(conn, name))
+        return QueuePolicy(row.name, row.max_retries, row.retry_delay_seconds)
+
+    def require(self, conn: Connection, names: list[str]) -> None:
+        known = set(conn.execute(select(queues.c.name).where(queues.c.name.in_(names))).scalars())
+        for name in names:
+            if name not in known:
+                raise UnknownQueue(self.unknown_message(conn, name))
+
+    @staticmethod
+    def unknown_message(conn: Connection, name: str) -> str:
+        known = ", ".join(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars()) or "none"
+        return f"unknown queue {name!r} (known: {known}); create it with `fleet queues add {name}`"
+
+    def stats(self) -> list[QueueStats]:
+        with self.db.read() as conn:
+            names = list(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
+            counts: dict[tuple[str, str], int] = {}
+            for q, state, n in conn.execute(
+                select(jobs.c.queue, jobs.c.state, func.count()).group_by(jobs.c.queue, jobs.c.state)
+            ):
+                counts[(q, state)] = n
+            oldest = dict(
+                conn.execute(
+                    select(jobs.c.queue, func.min(jobs.c.queued_at))
+                    .where(jobs.c.state == JobState.QUEUED)
+                    .group_by(jobs.c.queue)
+                ).all()
+            )
+        out = []
+        for name in names:
+            oldest_at = aggregate_datetime(oldest.get(name))
+            out.append(
+                QueueStats(
+                    name,
+                    *(counts.get((name, s), 0) for s in ("queued", "processing", "errored", "completed", "failed")),
+                    counts.get((name, "canceled"), 0),
+                    oldest_at,
+                )
+            )
+        return out
+
+
+class RepositoryStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, name: str, url: str) -> dict[str, Any]:
+        """Register a repository, or point an existing name at a new location."""
+        now = self.db.clock()
+        with self.db.write() as conn:
+            if conn.execute(select(repositories.c.name).where(repositories.c.name == name)).first():
+                conn.execute(repositories.update().where(repositories.c.name == name).values(url=url))
+            else:
+                conn.execute(repositories.insert().values(name=name, url=url, created_at=now))
+        return {"name": name, "url": url}
+
+    def get(self, name: str) -> str | None:
+        with self.db.read() as conn:
+            return conn.execute(select(repositories.c.url).where(repositories.c.name == name)).scalar()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(repositories).order_by(repositories.c.name)).all()
+        return [{"name": r.name, "url": r.url, "createdAt": r.created_at.isoformat()} for r in rows]

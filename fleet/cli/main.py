@@ -20,7 +20,3 @@ def _register() -> None:
 def main() -> None:
     _register()
     app()
-
-
-if __name__ == "__main__":
-    main()

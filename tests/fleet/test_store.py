@@ -1,0 +1,232 @@
+"""The job store on SQLite and PostgreSQL: every state change, with an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from fleet.schemas import JobSubmission
+from fleet.states import RESET_FAILURE_MESSAGE
+from fleet.store import Store
+from fleet.store.errors import Conflict, InvalidInput, NotFound, UnknownQueue
+from fleet.store.logs import TRUNCATION_MARKER
+from tests.fleet.conftest import FakeClock
+
+
+def submit(store: Store, queue: str = "batches", **spec: Any) -> int:
+    body = {"queue": queue, "dockerSteps": [{"image": "busybox", "commands": ["true"]}], **spec}
+    return int(store.jobs.submit(JobSubmission(**body))["id"])
+
+
+def test_submit_claim_complete(store: Store) -> None:
+    job_id = submit(store)
+    assert store.jobs.get(job_id)["state"] == "queued"
+    job = store.jobs.claim(["batches"], "exec-a")
+    assert job is not None and job["id"] == job_id and job["version"] == 2 and job["queue"] == "batches"
+    assert job["token"] and job["dockerSteps"][0]["image"] == "busybox"
+    assert store.jobs.claim(["batches"], "exec-b") is None
+    assert store.jobs.get(job_id)["state"] == "processing"
+    assert store.jobs.scope_of_token(job["token"]).job_id == job_id  # type: ignore[union-attr]
+    store.transitions.mark_complete("batches", job_id, "exec-a")
+    rec = store.jobs.get(job_id)
+    assert rec["state"] == "completed" and rec["finishedAt"]
+    # The token dies with the attempt.
+    assert store.jobs.scope_of_token(job["token"]) is None
+
+
+def test_claim_is_fifo_and_multi_queue(store: Store) -> None:
+    a = submit(store, "codeintel")
+    b = submit(store, "batches")
+    c = submit(store, "batches")
+    got = [store.jobs.claim(["batches", "codeintel"], "e")["id"] for _ in range(3)]  # type: ignore[index]
+    assert got == [a, b, c]
+
+
+def test_unknown_queue(store: Store) -> None:
+    with pytest.raises(UnknownQueue, match="fleet queues add nope"):
+        submit(store, "nope")
+    with pytest.raises(UnknownQueue):
+        store.jobs.claim(["nope"], "e")
+
+
+def test_unregistered_repository_refused(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="fleet repos add"):
+        submit(store, repositoryName="github.com/x/y", commit="a" * 40)
+    store.repos.add("github.com/x/y", "/srv/y")
+    assert submit(store, repositoryName="github.com/x/y", commit="a" * 40) > 0
+
+
+def test_writes_only_from_owner(store: Store) -> None:
+    job_id = submit(store)
+    store.jobs.claim(["batches"], "exec-a")
+    with pytest.raises(NotFound):
+        store.transitions.mark_complete("batches", job_id, "exec-b")
+    with pytest.raises(NotFound):
+        store.transitions.mark_complete("codeintel", job_id, "exec-a")
+    with pytest.raises(NotFound):
+        store.logs.add("batches", job_id, "exec-b", {"key": "k", "startTime": datetime.now(UTC)})
+    assert store.jobs.get(job_id)["state"] == "processing"
+
+
+def test_errored_retries_after_delay_then_fails(store: Store, clock: FakeClock) -> None:
+    job_id = submit(store)
+    for attempt in (1, 2):
+        job = store.jobs.claim(["batches"], "e")
+        assert job is not None and job["id"] == job_id
+        out = store.transitions.mark_errored("batches", job_id, "e", f"boom {attempt}")
+        assert out.state == "errored"
+        rec = store.jobs.get(job_id)
+        assert rec["numFailures"] == attempt and rec["failureMessage"] == f"boom {attempt}"
+        # Not before the retry delay (30 s) has passed.
+        clock.advance(29)
+        assert store.jobs.claim(["batches"], "e") is None
+        clock.advance(2)
+    store.jobs.claim(["batches"], "e")
+    assert store.transitions.mark_errored("batches", job_id, "e", "boom 3").state == "failed"
+    rec = store.jobs.get(job_id)
+    assert rec["state"] == "failed" and rec["numFailures"] == 3 and rec["attempt"] == 3
+
+
+def test_mark_failed(store: Store) -> None:
+    job_id = submit(store)
+    store.jobs.claim(["batches"], "e")
+    store.transitions.mark_failed("batches", job_id, "e", "bad step")
+    rec = store.jobs.get(job_id)
+    assert rec["state"] == "failed" and rec["failureMessage"] == "bad step"
+
+
+def test_cancel_queued_is_immediate(store: Store) -> None:
+    job_id = submit(store)
+    assert store.jobs.cancel(job_id)["state"] == "canceled"
+    assert store.jobs.claim(["batches"], "e") is None
+    with pytest.raises(Conflict):
+        store.jobs.cancel(job_id)
+    with pytest.raises(NotFound):
+        store.jobs.cancel(999999)
+
+
+def test_cancel_processing_goes_through_heartbeat(store: Store) -> None:
+    job_id = submit(store)
+    store.jobs.claim(["batches"], "e")
+    assert store.jobs.cancel(job_id)["state"] == "processing"
+    known, cancel = store.transitions.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
+    assert known == [job_id] and cancel == [job_id]
+    # Whatever the executor reports afterwards, the job ends canceled.
+    store.transitions.mark_failed("batches", job_id, "e", "killed")
+    assert store.jobs.get(job_id)["state"] == "canceled"
+
+
+def test_heartbeat_known_ids_and_executor_record(store: Store) -> None:
+    mine = submit(store)
+    theirs = submit(store)
+    store.jobs.claim(["batches"], "e1")
+    store.jobs.claim(["batches"], "e2")
+    info = {"name": "e1", "hostname": "h1", "os": "linux", "architecture": "amd64", "git_version": "2.39"}
+    known, cancel = store.transitions.heartbeat(["batches"], info, [mine, theirs, 4242])
+    assert known == [mine] and cancel == []
+    rows = store.transitions.list_executors()
+    assert [(r.name, r.os, r.git_version, r.queue_names) for r in rows] == [("e1", "linux", "2.39", ["batches"])]
+
+
+def test_resetter_requeues_then_fails(store: Store, clock: FakeClock) -> None:
+    job_id = submit(store)
+    tokens = []
+    for resets in range(3):
+        job = store.jobs.claim(["batches"], "e")
+        assert job is not None
+        tokens.append(job["token"])
+        clock.advance(20)
+        assert store.resetter.reset_stalled().requeued == []  # heartbeat still fresh enough
+        clock.advance(6)
+        result = store.resetter.reset_stalled()
+        assert result.requeued == [(job_id, "batches")]
+        rec = store.jobs.get(job_id)
+        assert rec["state"] == "queued" and rec["numResets"] == resets + 1
+        assert store.jobs.scope_of_token(job["token"]) is None
+    store.jobs.claim(["batches"], "e")
+    clock.advance(26)
+    assert store.resetter.reset_stalled().failed == [job_id]
+    rec = store.jobs.get(job_id)
+    assert rec["state"] == "failed" and rec["failureMessage"] == RESET_FAILURE_MESSAGE
+    assert len(set(tokens)) == 3
+
+
+def test_heartbeat_keeps_job_alive(store: Store, clock: FakeClock) -> None:
+    job_id = submit(store)
+    store.jobs.claim(["batches"], "e")
+    for _ in range(5):
+        clock.advance(20)
+        store.transitions.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
+        assert store.resetter.reset_stalled().requeued == []
+    assert store.jobs.get(job_id)["state"] == "processing"
+
+
+def test_stale_attempt_refused_even_from_same_executor(store: Store, clock: FakeClock) -> None:
+    job_id = submit(store)
+    first = store.jobs.claim(["batches"], "e")
+    clock.advance(30)
+    store.resetter.reset_stalled()
+    second = store.jobs.claim(["batches"], "e")
+    assert first and second and first["token"] != second["token"]
+    old = store.jobs.scope_of_token(first["token"])
+    assert old is None
+    with pytest.raises(NotFound):
+        store.transitions.mark_complete("batches", job_id, "e", attempt=1)
+    store.transitions.mark_complete("batches", job_id, "e", attempt=2)
+    assert store.jobs.get(job_id)["state"] == "completed"
+
+
+def test_log_entries_add_update_and_cap(store: Store) -> None:
+    job_id = submit(store)
+    store.jobs.claim(["batches"], "e")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    entry_id = store.logs.add(
+        "batches", job_id, "e", {"key": "setup.git.init", "command": ["git", "init"], "startTime": start}
+    )
+    big = "x" * (1024 * 1024 + 10)
+    store.logs.update(
+        "batches",
+        job_id,
+        "e",
+        entry_id,
+        {
+            "key": "setup.git.init",
+            "command": ["git", "init"],
+            "startTime": start,
+            "exitCode": 0,
+            "out": big,
+            "durationMs": 12,
+        },
+    )
+    [entry] = store.logs.for_job(job_id)
+    assert entry["exitCode"] == 0 and entry["durationMs"] == 12 and entry["attempt"] == 1
+    assert entry["out"].startswith("x" * 1000)
+    assert entry["out"].endswith(TRUNCATION_MARKER.format(dropped=10, limit=1024 * 1024))
+    other = submit(store)
+    store.jobs.claim(["batches"], "e")
+    with pytest.raises(NotFound):
+        store.logs.update("batches", other, "e", entry_id, {"key": "k", "startTime": start})
+
+
+def test_queue_stats(store: Store, clock: FakeClock) -> None:
+    a = submit(store)
+    submit(store)
+    clock.advance(10)
+    submit(store, "codeintel")
+    store.jobs.claim(["batches"], "e")
+    store.transitions.mark_errored("batches", a, "e", "x")
+    stats = {q.name: q.to_json(clock()) for q in store.queues.stats()}
+    assert stats["batches"]["queued"] == 1 and stats["batches"]["errored"] == 1 and stats["batches"]["size"] == 2
+    assert stats["batches"]["oldestQueuedAgeSeconds"] == 10.0
+    assert stats["codeintel"]["size"] == 1 and stats["codeintel"]["oldestQueuedAgeSeconds"] == 0.0
+
+
+def test_queue_add_conflict(store: Store) -> None:
+    store.queues.add("extra", max_retries=0)
+    with pytest.raises(Conflict):
+        store.queues.add("extra")
+    job_id = submit(store, "extra")
+    store.jobs.claim(["extra"], "e")
+    assert store.transitions.mark_errored("extra", job_id, "e", "x").state == "failed"

@@ -68,13 +68,14 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
         )
         await run_in_threadpool(app.state.store.queues.ensure, settings.queue_names)
         app.state.notifier.bind(asyncio.get_running_loop())
-        app.state.metrics_registry, request_metrics = observability.build_registry(app.state.store)
-        app.state.request_metrics = request_metrics
+        queue_collector = observability.QueueCollector(app.state.store)
+        app.state.metrics_registry.register(queue_collector)
         resetter = asyncio.create_task(_run_resetter(app))
         log.info("fleet server %s ready on %s", __version__, settings.resolved_external_url)
         try:
             yield
         finally:
+            app.state.metrics_registry.unregister(queue_collector)
             resetter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await resetter
@@ -85,12 +86,8 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
     app.state.settings = settings
     app.state.notifier = QueueNotifier()
 
-    @app.middleware("http")
-    async def _metrics(request: Request, call_next: Any) -> Any:
-        metrics = getattr(request.app.state, "request_metrics", None)
-        if metrics is None:
-            return await call_next(request)
-        return await metrics.middleware(request, call_next)
+    app.state.metrics_registry, request_metrics = observability.build_registry()
+    app.add_middleware(observability.RequestMetricsMiddleware, metrics=request_metrics)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

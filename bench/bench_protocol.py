@@ -1,0 +1,126 @@
+"""Control-plane figures: protocol cycles per second and pickup latency, on SQLite and PostgreSQL.
+
+A cycle is what an executor does per job: dequeue + addExecutionLogEntry + markComplete, through real HTTP
+against `fleet server` (uvicorn) on loopback. Pickup latency is submit -> dequeue returned, with one idle client
+long-polling. Clients and server share this machine's cores, so the figures are a floor, not a ceiling.
+
+Run: .venv/bin/python bench/bench_protocol.py [--jobs N] [--backends sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.fleet_server import FleetServer, start_fleet_server  # noqa: E402
+from tests.support.postgres import start_cluster  # noqa: E402
+
+STEP = {"image": "busybox", "commands": ["true"]}
+
+
+async def submit_many(server: FleetServer, n: int) -> None:
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {server.api_token}"}) as c:
+        sem = asyncio.Semaphore(16)
+
+        async def one() -> None:
+            async with sem:
+                r = await c.post("/api/v1/jobs", json={"queue": "batches", "dockerSteps": [STEP]})
+                r.raise_for_status()
+
+        await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def worker(server: FleetServer, name: str, counter: list[int]) -> None:
+    auth = {"Authorization": f"token-executor {server.executor_token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=auth, timeout=60) as c:
+        while True:
+            r = await c.post("/.executors/queue/batches/dequeue", json={"executorName": name})
+            if r.status_code == 204:
+                return
+            job = r.json()
+            h = {"Authorization": f"Bearer {job['token']}", "X-Sourcegraph-Job-ID": str(job["id"])}
+            entry = {"executorName": name, "jobId": job["id"], "key": "step.docker.0", "command": ["true"],
+                     "startTime": "2026-01-01T00:00:00Z", "exitCode": 0, "out": "stdout: ok\n", "durationMs": 1}
+            (await c.post("/.executors/queue/batches/addExecutionLogEntry", json=entry, headers=h)).raise_for_status()
+            r = await c.post("/.executors/queue/batches/markComplete", json={"executorName": name,
+                                                                              "jobId": job["id"]}, headers=h)
+            r.raise_for_status()
+            counter[0] += 1
+
+
+async def cycles_per_second(server: FleetServer, jobs: int, clients: int) -> float:
+    await submit_many(server, jobs)
+    counter = [0]
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(server, f"bench-{i}", counter) for i in range(clients)))
+    elapsed = time.perf_counter() - start
+    assert counter[0] == jobs, counter
+    return jobs / elapsed
+
+
+async def pickup_latency(server: FleetServer, samples: int) -> tuple[float, float]:
+    auth = {"Authorization": f"token-executor {server.executor_token}"}
+    api = {"Authorization": f"Bearer {server.api_token}"}
+    lat: list[float] = []
+    async with httpx.AsyncClient(base_url=server.url, headers=auth, timeout=60) as ex, httpx.AsyncClient(
+        base_url=server.url, headers=api
+    ) as c:
+        for _ in range(samples):
+            poll = asyncio.create_task(
+                ex.post("/.executors/queue/codeintel/dequeue", params={"wait": 10}, json={"executorName": "idle"})
+            )
+            await asyncio.sleep(0.05)  # the poll is parked in the server
+            t0 = time.perf_counter()
+            (await c.post("/api/v1/jobs", json={"queue": "codeintel", "dockerSteps": [STEP]})).raise_for_status()
+            r = await poll
+            lat.append(time.perf_counter() - t0)
+            assert r.status_code == 200
+    lat.sort()
+    return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=1000, help="jobs per cycle measurement")
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--samples", type=int, default=200, help="pickup latency samples")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{'backend':<11} {'clients':>7} {'cycles/s':>9}")
+    pickups = {}
+    cluster = None
+    for backend in args.backends.split(","):
+        for clients in (1, 8, 32):
+            if backend == "postgresql":
+                cluster = cluster or start_cluster(tmp / "pg")
+                url = cluster.create_database()
+            else:
+                url = f"sqlite:///{tmp}/bench-{clients}.db"
+            server = start_fleet_server(tmp / f"{backend}-{clients}", url)
+            try:
+                rate = asyncio.run(cycles_per_second(server, args.jobs, clients))
+                print(f"{backend:<11} {clients:>7} {rate:>9.0f}", flush=True)
+                if clients == 1:
+                    pickups[backend] = asyncio.run(pickup_latency(server, args.samples))
+            finally:
+                server.stop()
+    for backend, (p50, p99) in pickups.items():
+        print(f"pickup latency {backend}: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms (target p50 <= 50 ms)")
+    if cluster:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

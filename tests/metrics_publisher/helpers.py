@@ -64,9 +64,12 @@ def make_publisher(
     )
 
 
-def published(client: Any, namespace: str, queue: str, environment: str | None = None) -> list[float]:
+def published(
+    client: Any, namespace: str, queue: str, environment: str | None = None, since: datetime | None = None
+) -> list[float]:
     """Values stored for one series, oldest first. moto 5.2 ignores the namespace when dimensions are given,
-    so tests use their namespace as the environment label too, which keeps their series apart."""
+    so tests use their namespace as the environment label too, which keeps their series apart. Points of one
+    minute are aggregated (Maximum); `since` leaves out earlier rounds."""
     environment = environment or namespace
     now = datetime.now(UTC)
     reply = client.get_metric_data(
@@ -88,7 +91,7 @@ def published(client: Any, namespace: str, queue: str, environment: str | None =
                 },
             }
         ],
-        StartTime=now - timedelta(minutes=5),
+        StartTime=since or now - timedelta(minutes=5),
         EndTime=now + timedelta(minutes=5),
         ScanBy="TimestampAscending",
     )

@@ -27,7 +27,7 @@ def server(
     from sqlalchemy.exc import SQLAlchemyError
 
     from fleet.app import create_app, store_config
-    from fleet.db.dialect import DatabaseURLError
+    from fleet.db.dialect import DatabaseURLError, redact_url
     from fleet.settings import ServerSettings
     from fleet.store import Store
 
@@ -51,7 +51,8 @@ def server(
         fail(f"FLEET_DATABASE_URL {exc}", EXIT_CONFIG)
     except (SQLAlchemyError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        fail(f"FLEET_DATABASE_URL {settings.database_url!r} is unusable: {first}", EXIT_CONFIG)
+        first = first.replace(settings.database_url, redact_url(settings.database_url))
+        fail(f"FLEET_DATABASE_URL {redact_url(settings.database_url)!r} is unusable: {first}", EXIT_CONFIG)
 
     import uvicorn
 

@@ -49,7 +49,7 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
         raise DatabaseURLError(
-            f"cannot parse {url!r}; use sqlite:///./fleet.db or postgresql+psycopg://user:pass@host/db"
+            "cannot be parsed; use sqlite:///./fleet.db or postgresql+psycopg://user:pass@host/db"
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -122,3 +122,11 @@ def upsert(conn: Any, table: Any, values: dict[str, Any], key: str, update: dict
 
         lite_stmt = sqlite_insert(table).values(**values)
         conn.execute(lite_stmt.on_conflict_do_update(index_elements=[key], set_=update))
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could find; show nothing of it
+        return "<unparsable URL>"

@@ -82,7 +82,19 @@ def start_cluster(base: Path) -> PostgresCluster:
             if parent != Path("/") and os.stat(parent).st_mode & 0o001 == 0:
                 os.chmod(parent, os.stat(parent).st_mode | 0o001)
     subprocess.run(
-        [*prefix, find_binary("initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        [
+            *prefix,
+            find_binary("initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
     )

@@ -18,6 +18,14 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 
 
+def _short_time(value: str | None) -> str:
+    """ISO timestamps as `2026-01-01 12:00:00` (UTC); the full value stays in the title attribute."""
+    return value[:19].replace("T", " ") if value else "–"
+
+
+templates.env.filters["short_time"] = _short_time
+
+
 def _login(request: Request, error: str = "") -> Response:
     return templates.TemplateResponse(
         request,

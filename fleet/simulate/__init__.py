@@ -1,0 +1,1 @@
+"""Autoscaling simulator: how a scaling policy would have served a job-arrival trace."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine
 
 from fleet.db import migrate
-from fleet.db.dialect import WRITE_OPTION, make_engine
+from fleet.db.dialect import WRITE_OPTION, is_sqlite, make_engine
 
 Clock = Callable[[], datetime]
 
@@ -39,6 +41,11 @@ class Database:
         self.clock = clock
         self.config = config or StoreConfig()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        # SQLite allows one writer at a time and makes the others sleep-and-retry in its busy handler (sleeps of
+        # up to 100 ms). Queuing this process's writers on a lock instead hands the database over at once.
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if is_sqlite(engine) else contextlib.nullcontext()
+        )
 
     @classmethod
     def from_url(cls, url: str, clock: Clock = utcnow, config: StoreConfig | None = None) -> Database:
@@ -55,7 +62,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One transaction that commits on success; every state change happens inside exactly one of these."""
-        with self._write_engine.begin() as conn:
+        with self._write_lock, self._write_engine.begin() as conn:
             yield conn
 
     def dispose(self) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import google.auth
@@ -28,6 +27,8 @@ SCOPES = ["https://www.googleapis.com/auth/monitoring.write"]
 MAX_SERIES_PER_CALL = 200
 # Cloud Monitoring rejects points written to one time series more often than every 5 seconds.
 MIN_WRITE_SPACING_SECONDS = 5.0
+# Rounds run on a fixed cadence, so a round due exactly at the spacing may start a little early.
+SPACING_TOLERANCE_SECONDS = 0.5
 
 _CREDENTIAL_VARS = (
     "EXECUTOR_METRIC_GOOGLE_APPLICATION_CREDENTIALS_FILE_CONTENT or EXECUTOR_METRIC_GOOGLE_APPLICATION_CREDENTIALS_FILE"
@@ -72,7 +73,6 @@ class CloudMonitoringBackend:
         environment: str,
         timeout: float,
         min_write_spacing: float = MIN_WRITE_SPACING_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self.project = f"projects/{project_id}"
@@ -80,8 +80,7 @@ class CloudMonitoringBackend:
         self.environment = environment
         self._timeout = timeout
         self._spacing = min_write_spacing
-        self._clock = clock
-        self._last_write: float | None = None
+        self._last_end: datetime | None = None
 
     def series(self, sample: Sample, at: datetime) -> monitoring_v3.TimeSeries:
         series = monitoring_v3.TimeSeries()
@@ -100,17 +99,21 @@ class CloudMonitoringBackend:
         return series
 
     def publish(self, samples: Sequence[Sample], at: datetime) -> int:
-        now = self._clock()
-        if self._last_write is not None and now - self._last_write < self._spacing:
-            return 0
+        end = at
+        if self._last_end is not None:
+            if at < self._last_end + timedelta(seconds=self._spacing - SPACING_TOLERANCE_SECONDS):
+                return 0
+            # A round a few milliseconds early is stamped at the earliest accepted time instead of being skipped;
+            # the tolerance bounds how far ahead of the clock that can be.
+            end = max(at, self._last_end + timedelta(seconds=self._spacing))
         calls = 0
-        for chunk in batches([self.series(s, at) for s in samples], MAX_SERIES_PER_CALL):
+        for chunk in batches([self.series(s, end) for s in samples], MAX_SERIES_PER_CALL):
             # No client-side retry: a failed round is retried by the publisher's own backoff.
             self._client.create_time_series(
                 name=self.project, time_series=list(chunk), retry=None, timeout=self._timeout
             )
             calls += 1
-        self._last_write = now
+        self._last_end = end
         return calls
 
     def close(self) -> None:

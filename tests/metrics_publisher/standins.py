@@ -125,6 +125,7 @@ class FaultProxy(_RestartableHttp):
         self.upstream = upstream.rstrip("/")
         self.throttle_next = 0
         self.operations: list[str] = []
+        self.bodies: list[tuple[float, str, bytes]] = []  # (monotonic time, operation, request body)
         self.lock = threading.Lock()
 
     def count(self, operation: str) -> int:
@@ -141,6 +142,7 @@ class FaultProxy(_RestartableHttp):
                 operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
                 with proxy.lock:
                     proxy.operations.append(operation)
+                    proxy.bodies.append((time.monotonic(), operation, body))
                     throttle = proxy.throttle_next > 0
                     if throttle:
                         proxy.throttle_next -= 1
@@ -176,6 +178,7 @@ class MonitoringServer:
     fail_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
     fail_message: str = "injected failure"
     attempts: int = 0
+    received_at: list[float] = field(default_factory=list)
     delay: float = 0.0
     _server: grpc.Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -197,6 +200,7 @@ class MonitoringServer:
                 self.fail_next -= 1
             else:
                 self.requests.append(request)
+                self.received_at.append(time.monotonic())
                 self.metadata.append({k: str(v) for k, v in context.invocation_metadata()})
         if delay:
             time.sleep(delay)

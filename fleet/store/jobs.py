@@ -94,7 +94,7 @@ class JobStore:
         """
         now = self.db.clock()
         with self.db.write() as conn:
-            self.queues.require(conn, queue_names)
+            self.queues.require_cached(conn, queue_names)
             candidate = select(jobs.c.id).where(
                 jobs.c.queue.in_(queue_names),
                 jobs.c.state.in_(DEQUEUEABLE),
@@ -104,7 +104,7 @@ class JobStore:
             if job_id is None:
                 return None
             token = secrets.token_urlsafe(32)
-            conn.execute(
+            row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id)
                 .values(
@@ -116,8 +116,8 @@ class JobStore:
                     attempt=jobs.c.attempt + 1,
                     token_hash=hash_token(token),
                 )
-            )
-            row = conn.execute(select(jobs.c.queue, jobs.c.spec).where(jobs.c.id == job_id)).one()
+                .returning(jobs.c.queue, jobs.c.spec)
+            ).one()
         return {"version": JOB_VERSION, "id": job_id, "queue": row.queue, "token": token, **row.spec}
 
     def scope_of_token(self, token: str) -> TokenScope | None:

@@ -56,6 +56,7 @@ class QueueStats:
 class QueueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._known: set[str] = set()
 
     def ensure(self, names: list[str]) -> None:
         """Create the queues that do not exist yet with the default policy (used at server start)."""
@@ -96,6 +97,13 @@ class QueueStore:
         if row is None:
             raise UnknownQueue(self.unknown_message(conn, name))
         return QueuePolicy(row.name, row.max_retries, row.retry_delay_seconds)
+
+    def require_cached(self, conn: Connection, names: list[str]) -> None:
+        """Like require(), but remembers queues seen to exist: queues are never deleted, so a hit stays true."""
+        if self._known.issuperset(names):
+            return
+        self.require(conn, names)
+        self._known.update(names)
 
     def require(self, conn: Connection, names: list[str]) -> None:
         known = set(conn.execute(select(queues.c.name).where(queues.c.name.in_(names))).scalars())

@@ -112,7 +112,7 @@ class TransitionStore:
         now = self.db.clock()
         name = executor["name"]
         with self.db.write() as conn:
-            self.queues.require(conn, queue_names)
+            self.queues.require_cached(conn, queue_names)
             values = {**executor, "queue_names": sorted(queue_names), "last_seen_at": now}
             upsert(conn, executors, {**values, "first_seen_at": now}, key="name", update=values)
             if not job_ids:

@@ -53,11 +53,13 @@ def run(
         settings = load_settings()
     except ConfigError as exc:
         _fail_config(str(exc))
+    level = _LEVELS.get(settings.log_level, logging.CRITICAL)
     logging.basicConfig(
-        level=_LEVELS.get(settings.log_level, logging.CRITICAL),
-        format="%(asctime)s %(levelname)s metrics-publisher %(message)s",
-        stream=sys.stderr,
+        level=level, format="%(asctime)s %(levelname)s metrics-publisher %(message)s", stream=sys.stderr
     )
+    for chatty in ("httpx", "httpcore", "botocore", "urllib3", "google"):
+        # Client libraries log every request at info; the publisher reports rounds itself.
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     telemetry = Telemetry()
     serve = not once and settings.prometheus_addr != "off"
     try:

@@ -159,10 +159,15 @@ class Publisher:
     def run(self, stop: threading.Event) -> None:
         """Rounds every interval until `stop` is set; returns within one interval of it."""
         next_tick = self._clock()
+        last_sizes: dict[str, int] | None = None
         while not stop.is_set():
             result = self.run_round(wait=self.interval, stop=stop)
             if result.ok and result.sizes is not None:
-                log.info("round ok: %s", ", ".join(f"{k}={v}" for k, v in result.sizes.items()) or "no queues")
+                # Every round would flood the log; a change of size is what an operator looks for.
+                changed = result.sizes != last_sizes
+                last_sizes = result.sizes
+                sizes = ", ".join(f"{k}={v}" for k, v in result.sizes.items()) or "no queues"
+                log.log(logging.INFO if changed else logging.DEBUG, "published: %s", sizes)
             next_tick += self.interval
             now = self._clock()
             if next_tick < now:

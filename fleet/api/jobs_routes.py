@@ -17,7 +17,8 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api)])
 
 
 def _store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
+    store: Store = request.app.state.store
+    return store
 
 
 @router.post("/jobs", status_code=201)

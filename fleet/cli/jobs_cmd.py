@@ -82,7 +82,7 @@ def _wait(client: FleetClient, job_id: int, timeout: float = 3600) -> dict[str, 
             console.print(f"  job {job_id} is {job['state']}", style="dim")
             last = job["state"]
         if job["state"] in TERMINAL:
-            return job  # type: ignore[no-any-return]
+            return job
         time.sleep(0.5)
     fail(f"job {job_id} did not finish within {timeout:.0f}s")
 

@@ -133,13 +133,17 @@ class QueueStore:
             )
         out = []
         for name in names:
-            oldest_at = aggregate_datetime(oldest.get(name))
+            n = {state: counts.get((name, state), 0) for state in JobState}
             out.append(
                 QueueStats(
-                    name,
-                    *(counts.get((name, s), 0) for s in ("queued", "processing", "errored", "completed", "failed")),
-                    counts.get((name, "canceled"), 0),
-                    oldest_at,
+                    name=name,
+                    queued=n[JobState.QUEUED],
+                    processing=n[JobState.PROCESSING],
+                    errored=n[JobState.ERRORED],
+                    completed=n[JobState.COMPLETED],
+                    failed=n[JobState.FAILED],
+                    canceled=n[JobState.CANCELED],
+                    oldest_queued_at=aggregate_datetime(oldest.get(name)),
                 )
             )
         return out

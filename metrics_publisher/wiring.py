@@ -55,6 +55,9 @@ def build_backends(
     """The backends to publish to; raises ConfigError when credentials cannot be used."""
     backends: list[Backend] = []
     if dry_run:
+        info = settings.google_credentials_info()
+        if settings.gcp_enabled and info is not None:
+            google.load_credentials(info)
         targets = cloud_targets(settings) or [("stdout", None, f"stdout environment={settings.environment_label}")]
         backends.extend(DryRunBackend(name, cloud, target, out) for name, cloud, target in targets)
     else:

@@ -41,25 +41,28 @@ def make_client(credentials_info: dict[str, Any] | None, endpoint: str | None) -
     if endpoint and endpoint.startswith("http://"):
         channel = grpc.insecure_channel(endpoint.removeprefix("http://").rstrip("/"))
         return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
-    try:
-        if credentials_info is not None:
-            credentials = _credentials_from_info(credentials_info)
-        else:
+    if credentials_info is not None:
+        credentials = load_credentials(credentials_info)
+    else:
+        try:
             credentials, _ = google.auth.default(scopes=SCOPES)
-    except (GoogleAuthError, ValueError) as exc:
-        where = _CREDENTIAL_VARS if credentials_info is not None else f"{_CREDENTIAL_VARS} (none set)"
-        raise ConfigError(f"{where}: no usable Google credentials ({exc}); give a service account key") from exc
+        except GoogleAuthError as exc:
+            raise ConfigError(f"{_CREDENTIAL_VARS}: not set and no default Google credentials ({exc})") from exc
     options = {"api_endpoint": endpoint.removeprefix("https://").rstrip("/")} if endpoint else None
     return monitoring_v3.MetricServiceClient(credentials=credentials, client_options=options)
 
 
-def _credentials_from_info(info: dict[str, Any]) -> Credentials:
+def load_credentials(info: dict[str, Any]) -> Credentials:
+    """Credentials from a key, without sending anything (also what --dry-run checks). Raises ConfigError."""
     kind = info.get("type")
-    if kind == "service_account":
-        return service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
-    if kind == "authorized_user":
-        return user_credentials.Credentials.from_authorized_user_info(info, scopes=SCOPES)
-    raise ValueError(f"key type {kind!r} is not supported; use a service_account or authorized_user key")
+    try:
+        if kind == "service_account":
+            return service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+        if kind == "authorized_user":
+            return user_credentials.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+    except (GoogleAuthError, ValueError) as exc:
+        raise ConfigError(f"{_CREDENTIAL_VARS}: unusable {kind} key ({exc}); give the whole key file") from exc
+    raise ConfigError(f"{_CREDENTIAL_VARS}: key type {kind!r} is not supported; use a service_account key")
 
 
 class CloudMonitoringBackend:

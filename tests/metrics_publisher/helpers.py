@@ -96,3 +96,25 @@ def published(
         ScanBy="TimestampAscending",
     )
     return list(reply["MetricDataResults"][0]["Values"])
+
+
+def service_account_key() -> tuple[dict[str, str], bytes]:
+    """A freshly generated service account key (as Google issues them) and its public key PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    info = {
+        "type": "service_account",
+        "project_id": "acme-prod",
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem,
+        "client_email": "metric-writer@acme-prod.iam.gserviceaccount.com",
+        "client_id": "1234567890",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    return info, public

@@ -208,7 +208,8 @@ class MonitoringServer:
             context.abort(self.fail_code, self.fail_message)
         return empty_pb2.Empty()
 
-    def start(self) -> None:
+    def start(self, tls: tuple[bytes, bytes] | None = None) -> None:
+        """Plaintext, or TLS with (private key PEM, certificate PEM) as Google's endpoints are."""
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         handler = grpc.method_handlers_generic_handler(
             "google.monitoring.v3.MetricService",
@@ -221,7 +222,10 @@ class MonitoringServer:
             },
         )
         server.add_generic_rpc_handlers((handler,))
-        server.add_insecure_port(f"127.0.0.1:{self.port}")
+        if tls:
+            server.add_secure_port(f"127.0.0.1:{self.port}", grpc.ssl_server_credentials([tls]))
+        else:
+            server.add_insecure_port(f"127.0.0.1:{self.port}")
         server.start()
         self._server = server
 
@@ -233,3 +237,37 @@ class MonitoringServer:
     def values(self, request: Any) -> dict[str, int]:
         """queueName -> int64 value of one decoded request."""
         return {ts.metric.labels["queueName"]: ts.points[0].value.int64_value for ts in request.time_series}
+
+
+def self_signed_certificate() -> tuple[bytes, bytes]:
+    """(private key PEM, certificate PEM) for `localhost` / 127.0.0.1, valid for one day."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)

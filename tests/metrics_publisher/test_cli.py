@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
@@ -13,9 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.auth import jwt as google_jwt
 
-from tests.metrics_publisher.helpers import published
-from tests.metrics_publisher.standins import FleetStandIn, MonitoringServer, free_port
+from tests.metrics_publisher.helpers import published, service_account_key
+from tests.metrics_publisher.standins import FleetStandIn, MonitoringServer, free_port, self_signed_certificate
 
 PROGRAM = Path(sys.executable).parent / "metrics-publisher"
 
@@ -187,3 +190,34 @@ def test_long_running_serves_metrics_health_and_stops_on_sigterm(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=5) == 0
     assert time.monotonic() - started < 1.0, "SIGTERM must end the process within one interval (1s)"
+
+
+def test_service_account_key_over_tls_sends_a_signed_token(fleet_standin: FleetStandIn, tmp_path: Path) -> None:
+    key_pem, cert_pem = self_signed_certificate()
+    server = MonitoringServer()
+    server.start(tls=(key_pem, cert_pem))
+    try:
+        roots = tmp_path / "roots.pem"
+        roots.write_bytes(cert_pem)
+        info, public_pem = service_account_key()
+        fleet_standin.set("batches", queued=1)
+        env = program_env(
+            fleet_standin,
+            EXECUTOR_METRIC_GCP_PROJECT_ID="acme-prod",
+            EXECUTOR_METRIC_GCP_API_ENDPOINT=f"localhost:{server.port}",
+            EXECUTOR_METRIC_GOOGLE_APPLICATION_CREDENTIALS_FILE_CONTENT=base64.b64encode(
+                json.dumps(info).encode()
+            ).decode(),
+            # The loopback server's certificate is trusted the way a private CA would be.
+            GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=str(roots),
+        )
+        result = run(env, "--once")
+        assert result.returncode == 0, result.stderr
+        assert len(server.requests) == 1 and server.requests[0].name == "projects/acme-prod"
+        authorization = server.metadata[0]["authorization"]
+        assert authorization.startswith("Bearer ")
+        # The real client signs its own token with the key (no token server involved): check the signature.
+        claims = google_jwt.decode(authorization.removeprefix("Bearer "), certs=public_pem, verify=True)
+        assert claims["iss"] == info["client_email"]
+    finally:
+        server.stop()

@@ -7,12 +7,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from google.api import metric_pb2
 
 from metrics_publisher.backends import google
-from metrics_publisher.config import load_settings
+from metrics_publisher.config import ConfigError, load_settings
 from metrics_publisher.series import Sample
-from tests.metrics_publisher.helpers import google_backend, make_publisher
+from tests.metrics_publisher.helpers import google_backend, make_publisher, service_account_key
 from tests.metrics_publisher.standins import FleetStandIn, MonitoringServer
 
 
@@ -84,29 +85,10 @@ def test_writes_are_spaced_by_five_seconds(monitoring: MonitoringServer) -> None
     assert [(e - start).total_seconds() for e in ends] == [0, 5, 10, 15]
 
 
-def _service_account_key() -> dict[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "acme-prod",
-        "private_key_id": "0123456789abcdef",
-        "private_key": pem,
-        "client_email": "metric-writer@acme-prod.iam.gserviceaccount.com",
-        "client_id": "1234567890",
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }
-
-
 def test_credentials_from_base64_content_and_file(tmp_path: object) -> None:
     import pathlib
 
-    info = _service_account_key()
+    info, _ = service_account_key()
     encoded = base64.b64encode(json.dumps(info).encode()).decode()
     base = {"FLEET_API_TOKEN": "t", "EXECUTOR_METRIC_GCP_PROJECT_ID": "acme-prod"}
     base["EXECUTOR_METRIC_ENVIRONMENT_LABEL"] = "prod"
@@ -120,3 +102,17 @@ def test_credentials_from_base64_content_and_file(tmp_path: object) -> None:
     credentials: Any = client.transport._credentials
     assert credentials.service_account_email == info["client_email"]
     assert credentials.scopes == google.SCOPES
+
+
+@pytest.mark.parametrize(
+    ("info", "hint"),
+    [
+        ({"type": "service_account", "client_email": "w@p.iam.gserviceaccount.com"}, "unusable service_account key"),
+        ({"type": "external_account"}, "not supported"),
+    ],
+)
+def test_unusable_keys_are_configuration_errors(info: dict[str, str], hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        google.load_credentials(info)
+    assert str(caught.value).startswith("EXECUTOR_METRIC_GOOGLE_APPLICATION_CREDENTIALS_FILE_CONTENT")
+    assert hint in str(caught.value)

@@ -1,0 +1,3 @@
+"""`fleet infra`: the Terraform-driven fleet lifecycle."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Fleet infrastructure: the fleet config file, Terraform, and the live status of a deployed fleet."""

@@ -30,7 +30,6 @@ class _BackendState:
     last_success: float | None = None
     last_error: str = ""
     thread: threading.Thread | None = None
-    ok_this_round: bool = False
 
 
 @dataclass
@@ -88,7 +87,6 @@ class Publisher:
         result = RoundResult(ok=True, sizes=totals)
         started_threads = []
         for state in self._states:
-            state.ok_this_round = False
             if state.thread is not None and state.thread.is_alive():
                 result.errors[state.backend.name] = "previous publish still running"
                 log.warning("%s: previous publish still running; skipping this round", state.backend.name)
@@ -110,7 +108,8 @@ class Publisher:
             if running is not None and running.is_alive():
                 result.errors.setdefault(state.backend.name, f"no answer within {wait:g}s")
         with self._lock:
-            result.ok = all(s.ok_this_round for s in self._states)
+            # A publish of an earlier round that finishes late records into that round's result, not this one.
+            result.ok = all(s.backend.name in result.calls for s in self._states)
             if result.ok:
                 self._last_ok_round = self._clock()
         self.telemetry.rounds.labels(result="ok" if result.ok else "failed").inc()
@@ -148,7 +147,6 @@ class Publisher:
             state.next_attempt = 0.0
             state.last_error = ""
             state.last_success = self._clock()
-            state.ok_this_round = True
             result.calls[name] = calls
         self.telemetry.api_calls.labels(backend=name).inc(calls)
         self.telemetry.last_success.labels(backend=name).set(time.time())

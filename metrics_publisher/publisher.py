@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from metrics_publisher.backends.base import Backend
@@ -20,6 +21,13 @@ log = logging.getLogger("metrics_publisher")
 
 MAX_BACKOFF_SECONDS = 60.0
 UNHEALTHY_AFTER_INTERVALS = 3
+
+
+class RoundOutcome(StrEnum):
+    """Label values of executor_metric_publisher_rounds_total."""
+
+    OK = "ok"
+    FAILED = "failed"
 
 
 @dataclass
@@ -80,7 +88,7 @@ class Publisher:
         except SourceError as exc:
             log.warning("fleet: %s; nothing published this round", exc)
             self.telemetry.failures.labels(backend="fleet").inc()
-            self.telemetry.rounds.labels(result="failed").inc()
+            self.telemetry.rounds.labels(result=RoundOutcome.FAILED).inc()
             return RoundResult(ok=False, errors={"fleet": str(exc)})
         totals = queue_totals(self._with_known(sizes), self.groups)
         at = datetime.now(UTC)
@@ -112,7 +120,7 @@ class Publisher:
             result.ok = all(s.backend.name in result.calls for s in self._states)
             if result.ok:
                 self._last_ok_round = self._clock()
-        self.telemetry.rounds.labels(result="ok" if result.ok else "failed").inc()
+        self.telemetry.rounds.labels(result=RoundOutcome.OK if result.ok else RoundOutcome.FAILED).inc()
         return result
 
     def _with_known(self, sizes: dict[str, int]) -> dict[str, int]:

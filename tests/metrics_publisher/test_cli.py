@@ -17,7 +17,7 @@ import httpx
 import pytest
 from google.auth import jwt as google_jwt
 
-from tests.metrics_publisher.helpers import published, service_account_key
+from tests.metrics_publisher.common import published, service_account_key
 from tests.metrics_publisher.standins import FleetStandIn, MonitoringServer, free_port, self_signed_certificate
 
 PROGRAM = Path(sys.executable).parent / "metrics-publisher"

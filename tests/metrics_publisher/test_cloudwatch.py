@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metrics_publisher.backends.cloudwatch import METRIC_NAME, CloudWatchBackend
-from tests.metrics_publisher.helpers import cloudwatch_client, make_publisher, published
+from tests.metrics_publisher.common import cloudwatch_client, make_publisher, published
 from tests.metrics_publisher.standins import FaultProxy, FleetStandIn
 
 

@@ -11,7 +11,7 @@ from metrics_publisher.backends.cloudwatch import CloudWatchBackend
 from metrics_publisher.publisher import Publisher
 from metrics_publisher.source import FleetQueues
 from metrics_publisher.telemetry import Telemetry
-from tests.metrics_publisher.helpers import cloudwatch_client, google_backend, published
+from tests.metrics_publisher.common import cloudwatch_client, google_backend, published
 from tests.metrics_publisher.standins import MonitoringServer
 from tests.support.fleet_server import FleetServer
 

@@ -9,7 +9,7 @@ import pytest
 
 from metrics_publisher.backends.cloudwatch import CloudWatchBackend
 from metrics_publisher.publisher import Publisher
-from tests.metrics_publisher.helpers import FakeClock, cloudwatch_client, google_backend, make_publisher, published
+from tests.metrics_publisher.common import FakeClock, cloudwatch_client, google_backend, make_publisher, published
 from tests.metrics_publisher.standins import FaultProxy, FleetStandIn, MonitoringServer
 
 

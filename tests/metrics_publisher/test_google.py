@@ -13,7 +13,7 @@ from google.api import metric_pb2
 from metrics_publisher.backends import google
 from metrics_publisher.config import ConfigError, load_settings
 from metrics_publisher.series import Sample
-from tests.metrics_publisher.helpers import google_backend, make_publisher, service_account_key
+from tests.metrics_publisher.common import google_backend, make_publisher, service_account_key
 from tests.metrics_publisher.standins import FleetStandIn, MonitoringServer
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the publisher's tests (fixtures live in conftest.py)."""
+"""Test building blocks shared by the publisher's tests (fixtures live in conftest.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,200 @@
+"""The executor protocol from the agent's side (CONTRACT section 3): queue routes and job routes.
+
+Transport failures and 5xx are retryable; on job routes 401/403/404 mean the job is no longer ours (finished,
+requeued or canceled elsewhere) and are never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+
+from executor_agent import metrics
+from executor_agent.job import JobSpec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+JOB_ID_HEADER = "X-Sourcegraph-Job-ID"
+EXECUTOR_NAME_HEADER = "X-Sourcegraph-Executor-Name"
+
+
+class ApiError(Exception):
+    pass
+
+
+class ServerUnavailable(ApiError):
+    """Transport error, timeout, 429 or 5xx: worth trying again."""
+
+
+class Refused(ApiError):
+    """The server understood the request and said no."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+
+
+class JobGone(Refused):
+    """The job is not ours any more; abandon it."""
+
+
+def backoff_delays(base: float = 0.5, cap: float = 30.0) -> Iterator[float]:
+    """Jittered exponential backoff, so a fleet does not hammer a recovering server in step."""
+    attempt = 0
+    while True:
+        ceiling = min(cap, base * 2**attempt)
+        yield ceiling / 2 + random.uniform(0, ceiling / 2)
+        attempt += 1
+
+
+def retry(fn: Callable[[], T], *, what: str, should_stop: Callable[[], bool] = lambda: False) -> T:
+    """Call fn until it succeeds or is refused; ServerUnavailable is retried with backoff until should_stop()."""
+    for delay in backoff_delays():
+        try:
+            return fn()
+        except ServerUnavailable as exc:
+            if should_stop():
+                raise
+            log.warning("%s: %s; retrying in %.1fs", what, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
+    except ValueError:
+        return response.text[:500]
+
+
+class ApiClient:
+    def __init__(self, base_url: str, password: str, executor_name: str, version: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.executor_name = executor_name
+        self.version = version
+        self._http = self._client()
+        # Dequeues long-poll on their own connection, so a drain can cut them short without touching job writes.
+        self._poll_http = self._client()
+        self._auth = {"Authorization": f"token-executor {password}"}
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            headers={"User-Agent": f"executor/{self.version}"},
+        )
+
+    def interrupt_polling(self) -> None:
+        """End a waiting dequeue now; the server hands no job to a client that went away."""
+        self._poll_http.close()
+
+    def close(self) -> None:
+        self._http.close()
+        self._poll_http.close()
+
+    def request(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        gone_on: tuple[int, ...] = (),
+        polling: bool = False,
+    ) -> httpx.Response:
+        started = time.monotonic()
+        http = self._poll_http if polling else self._http
+        try:
+            response = http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=headers or self._auth,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the polling client was closed
+            metrics.observe_api(op, time.monotonic() - started, error=True)
+            raise ServerUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        failed = response.status_code >= 400
+        metrics.observe_api(op, time.monotonic() - started, error=failed)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ServerUnavailable(f"{method} {path}: HTTP {response.status_code}: {_detail(response)}")
+        if response.status_code in gone_on:
+            raise JobGone(response.status_code, _detail(response))
+        if failed:
+            raise Refused(response.status_code, _detail(response))
+        return response
+
+    # --- queue routes (shared secret) ---
+
+    def dequeue(self, queues: list[str], wait: float, resources: dict[str, Any]) -> dict[str, Any] | None:
+        body: dict[str, Any] = {"executorName": self.executor_name, "version": self.version, **resources}
+        if len(queues) == 1:
+            path = f"/.executors/queue/{queues[0]}/dequeue"
+        else:
+            path, body["queues"] = "/.executors/queue/dequeue", queues
+        params = {"wait": f"{wait:g}"} if wait > 0 else None
+        response = self.request("dequeue", "POST", path, json=body, params=params, timeout=wait + 30, polling=True)
+        if response.status_code == 204:
+            return None
+        job: dict[str, Any] = response.json()
+        job.setdefault("queue", queues[0])
+        return job
+
+    def heartbeat(self, queues: list[str], job_ids: list[int], info: dict[str, str]) -> tuple[set[int], set[int]]:
+        body: dict[str, Any] = {"executorName": self.executor_name, "jobIds": [str(i) for i in job_ids], **info}
+        if len(queues) == 1:
+            path = f"/.executors/queue/{queues[0]}/heartbeat"
+        else:
+            path, body["queueNames"] = "/.executors/queue/heartbeat", queues
+        reply = self.request("heartbeat", "POST", path, json=body).json()
+        return {int(i) for i in reply.get("knownIds", [])}, {int(i) for i in reply.get("cancelIds", [])}
+
+    def test_auth(self) -> httpx.Response:
+        return self.request("test_auth", "GET", "/.executors/test/auth")
+
+    def for_job(self, job: JobSpec) -> JobClient:
+        return JobClient(self, job)
+
+
+class JobClient:
+    """Writes about one job, authenticated with that job's token."""
+
+    def __init__(self, api: ApiClient, job: JobSpec) -> None:
+        self.api = api
+        self.job = job
+        self.headers = {
+            "Authorization": f"Bearer {job.token}",
+            JOB_ID_HEADER: str(job.id),
+            EXECUTOR_NAME_HEADER: api.executor_name,
+        }
+
+    def _post(self, op: str, route: str, body: dict[str, Any]) -> httpx.Response:
+        payload = {"executorName": self.api.executor_name, "jobId": self.job.id, **body}
+        path = f"/.executors/queue/{self.job.queue}/{route}"
+        return self.api.request(op, "POST", path, json=payload, headers=self.headers, gone_on=(401, 403, 404))
+
+    def add_log_entry(self, entry: dict[str, Any]) -> int:
+        return int(self._post("add_execution_log_entry", "addExecutionLogEntry", entry).json())
+
+    def update_log_entry(self, entry_id: int, entry: dict[str, Any]) -> None:
+        self._post("update_execution_log_entry", "updateExecutionLogEntry", {**entry, "entryId": entry_id})
+
+    def mark_complete(self) -> None:
+        self._post("mark_complete", "markComplete", {})
+
+    def mark_errored(self, message: str) -> None:
+        self._post("mark_errored", "markErrored", {"errorMessage": message})
+
+    def mark_failed(self, message: str) -> None:
+        self._post("mark_failed", "markFailed", {"errorMessage": message})

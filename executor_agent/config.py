@@ -1,0 +1,260 @@
+"""The agent's configuration: the seeds' environment variables (CONTRACT section 5), read once at start.
+
+A bad or missing value stops the program before it does anything, with one line per variable naming it, the bad
+value and an example of a good one (exit 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import uuid
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from executor_agent.durations import format_duration, parse_duration, parse_size
+
+CONFIG_EXIT_CODE = 2
+
+
+class RuntimeName(StrEnum):
+    FIRECRACKER = "firecracker"
+    DOCKER = "docker"
+    SHELL = "shell"
+
+
+LOG_LEVELS = {
+    "dbug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "crit": logging.CRITICAL,
+}
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    seconds = parse_duration(str(value))
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative; use e.g. 30m")
+    return seconds
+
+
+def _size(value: Any) -> int:
+    return int(value) if isinstance(value, int) else parse_size(str(value))
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Size = Annotated[int, BeforeValidator(_size)]
+
+# Good values shown next to a bad one, so the fix is on the same line as the problem.
+EXAMPLES = {
+    "EXECUTOR_FRONTEND_URL": "http://fleet.example.com:3080",
+    "EXECUTOR_FRONTEND_PASSWORD": "the server's FLEET_EXECUTORS_ACCESS_TOKEN",
+    "EXECUTOR_QUEUE_NAME": "batches",
+    "EXECUTOR_QUEUE_NAMES": "batches,codeintel",
+    "EXECUTOR_MAXIMUM_NUM_JOBS": "1",
+    "EXECUTOR_JOB_NUM_CPUS": "4",
+    "EXECUTOR_RUNTIME": "docker",
+    "EXECUTOR_METRICS_ADDR": "0.0.0.0:9999",
+    "SRC_LOG_LEVEL": "warn",
+}
+
+
+def _env(name: str, default: Any, description: str, **kw: Any) -> Any:
+    return Field(default, validation_alias=name, description=description, **kw)
+
+
+class ExecutorSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False, case_sensitive=True)
+
+    frontend_url: str = _env("EXECUTOR_FRONTEND_URL", ..., "External URL of the fleet server. Required.")
+    frontend_password: str = _env(
+        "EXECUTOR_FRONTEND_PASSWORD", ..., "Shared executor secret (the server's FLEET_EXECUTORS_ACCESS_TOKEN)."
+    )
+    queue_name: str = _env("EXECUTOR_QUEUE_NAME", "", "Queue to take jobs from (or use EXECUTOR_QUEUE_NAMES).")
+    queue_names_raw: str = _env("EXECUTOR_QUEUE_NAMES", "", "Comma-separated queues to take jobs from.")
+    use_firecracker: bool = _env(
+        "EXECUTOR_USE_FIRECRACKER", sys.platform.startswith("linux"), "Isolate jobs in Firecracker microVMs."
+    )
+    runtime_raw: str = _env(
+        "EXECUTOR_RUNTIME", "", "firecracker, docker or shell; defaults to what EXECUTOR_USE_FIRECRACKER says."
+    )
+    maximum_num_jobs: int = _env("EXECUTOR_MAXIMUM_NUM_JOBS", 1, "Jobs run at once.", ge=1)
+    maximum_runtime_per_job: Duration = _env("EXECUTOR_MAXIMUM_RUNTIME_PER_JOB", "30m", "Wall time limit per job.")
+    job_memory: Size = _env("EXECUTOR_JOB_MEMORY", "12G", "Memory per job container; 0 = unbounded in Docker.")
+    job_num_cpus: float = _env("EXECUTOR_JOB_NUM_CPUS", 4, "CPUs per job container; 0 = unbounded in Docker.", ge=0)
+    docker_registry_mirror_url: str = _env(
+        "EXECUTOR_DOCKER_REGISTRY_MIRROR_URL", "", "Registry mirror the Docker daemon should pull through."
+    )
+    firecracker_disk_space: Size = _env("EXECUTOR_FIRECRACKER_DISK_SPACE", "20G", "Disk per microVM.")
+    firecracker_bandwidth_egress: int = _env(
+        "EXECUTOR_FIRECRACKER_BANDWIDTH_EGRESS", 524288000, "Egress bytes/s per microVM.", ge=0
+    )
+    firecracker_bandwidth_ingress: int = _env(
+        "EXECUTOR_FIRECRACKER_BANDWIDTH_INGRESS", 524288000, "Ingress bytes/s per microVM.", ge=0
+    )
+    keep_workspaces: bool = _env("EXECUTOR_KEEP_WORKSPACES", False, "Keep job workspaces after the job ends.")
+    max_active_time: Duration = _env(
+        "EXECUTOR_MAX_ACTIVE_TIME", "0", "Stop dequeuing after this long, finish running jobs, exit 0. 0 = never."
+    )
+    num_total_jobs: int = _env(
+        "EXECUTOR_NUM_TOTAL_JOBS", 0, "Stop after dequeuing this many jobs, finish them, exit 0. 0 = never.", ge=0
+    )
+    docker_host_mount_path: str = _env(
+        "EXECUTOR_DOCKER_HOST_MOUNT_PATH", "", "Where the workspace root lives on the Docker host (Docker-in-Docker)."
+    )
+    queue_poll_interval: Duration = _env("EXECUTOR_QUEUE_POLL_INTERVAL", "1s", "Pause between empty dequeues.")
+    queue_long_poll: Duration = _env(
+        "EXECUTOR_QUEUE_LONG_POLL", "10s", "How long one dequeue waits at the server for a job (max 30s); 0 = off."
+    )
+    cleanup_task_interval: Duration = _env(
+        "EXECUTOR_CLEANUP_TASK_INTERVAL", "1m", "How often the janitor removes orphaned containers and workspaces."
+    )
+    vm_prefix: str = _env("EXECUTOR_VM_PREFIX", "executor", "Name prefix of containers and workspaces.")
+    vm_startup_script_path: str = _env(
+        "EXECUTOR_VM_STARTUP_SCRIPT_PATH", "", "Script run at the start of every sandbox (Firecracker only)."
+    )
+    node_exporter_url: str = _env("NODE_EXPORTER_URL", "", "node_exporter URL (no /metrics) for /proxy?module=node.")
+    firecracker_image: str = _env("EXECUTOR_FIRECRACKER_IMAGE", "sourcegraph/executor-vm:insiders", "VM base image.")
+    firecracker_kernel_image: str = _env(
+        "EXECUTOR_FIRECRACKER_KERNEL_IMAGE", "sourcegraph/ignite-kernel:5.10.135-amd64", "VM kernel image."
+    )
+    firecracker_sandbox_image: str = _env(
+        "EXECUTOR_FIRECRACKER_SANDBOX_IMAGE", "sourcegraph/ignite:v0.10.5", "OCI image of the VM sandbox."
+    )
+    docker_registry_node_exporter_url: str = _env(
+        "DOCKER_REGISTRY_NODE_EXPORTER_URL", "", "node_exporter of the registry mirror, without /metrics."
+    )
+    src_log_level: str = _env("SRC_LOG_LEVEL", "warn", "dbug, info, warn, error or crit.")
+    docker_host: str = _env("DOCKER_HOST", "", "Docker Engine address; empty = the default socket.")
+    metrics_addr: str = _env(
+        "EXECUTOR_METRICS_ADDR", "0.0.0.0:9999", "HOST:PORT serving /metrics and /proxy; empty = off."
+    )
+    workspace_root: str = _env("EXECUTOR_WORKSPACE_ROOT", "", "Directory for job workspaces; empty = system temp.")
+    trusted_queues_raw: str = _env(
+        "EXECUTOR_TRUSTED_QUEUES",
+        "",
+        "Queues whose jobs may run unisolated on this host (shell runtime, cliSteps); `*` = all.",
+    )
+    max_log_entry_bytes: Size = _env("EXECUTOR_MAX_LOG_ENTRY_BYTES", "4M", "Output kept per log entry.")
+    shutdown_grace_period: Duration = _env(
+        "EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+        "0",
+        "After the first SIGTERM, how long running jobs may still take; 0 = EXECUTOR_MAXIMUM_RUNTIME_PER_JOB.",
+    )
+
+    @field_validator("frontend_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")) or len(v) < 10:
+            raise ValueError("must be an http(s) URL")
+        return v.rstrip("/")
+
+    @field_validator("frontend_password")
+    @classmethod
+    def _password(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("runtime_raw")
+    @classmethod
+    def _runtime(cls, v: str) -> str:
+        if v and v not in {r.value for r in RuntimeName}:
+            raise ValueError("must be firecracker, docker or shell")
+        return v
+
+    @field_validator("src_log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return v
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if v and (not sep or not port.isdigit() or int(port) > 65535):
+            raise ValueError("must be HOST:PORT")
+        return v
+
+    @model_validator(mode="after")
+    def _queues(self) -> ExecutorSettings:
+        if bool(self.queue_name) == bool(self.queue_names_raw.strip()):
+            raise ValueError("EXECUTOR_QUEUE_NAME|set exactly one of EXECUTOR_QUEUE_NAME and EXECUTOR_QUEUE_NAMES")
+        if self.runtime == RuntimeName.SHELL and not all(self.trusts(q) for q in self.queue_names):
+            raise ValueError(
+                "EXECUTOR_TRUSTED_QUEUES|the shell runtime runs jobs unisolated on this host; list the queues "
+                f"whose jobs you trust (e.g. {','.join(self.queue_names)}) or use EXECUTOR_RUNTIME=docker"
+            )
+        return self
+
+    @property
+    def queue_names(self) -> list[str]:
+        if self.queue_name:
+            return [self.queue_name]
+        return sorted({q.strip() for q in self.queue_names_raw.split(",") if q.strip()})
+
+    @property
+    def runtime(self) -> RuntimeName:
+        if self.runtime_raw:
+            return RuntimeName(self.runtime_raw)
+        return RuntimeName.FIRECRACKER if self.use_firecracker else RuntimeName.DOCKER
+
+    def trusts(self, queue: str) -> bool:
+        trusted = {q.strip() for q in self.trusted_queues_raw.split(",") if q.strip()}
+        return "*" in trusted or queue in trusted
+
+    @property
+    def drain_seconds(self) -> float:
+        return self.shutdown_grace_period or self.maximum_runtime_per_job
+
+    @property
+    def log_level(self) -> int:
+        return LOG_LEVELS[self.src_log_level]
+
+    def describe_runtime_limit(self) -> str:
+        return format_duration(self.maximum_runtime_per_job)
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message holds one line per problem."""
+
+
+def _line(err: dict[str, Any]) -> str:
+    loc = [str(p) for p in err.get("loc", ())]
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if not loc and "|" in msg:
+        name, msg = msg.split("|", 1)
+        return f"{name}: {msg}"
+    name = loc[0] if loc else "configuration"
+    example = EXAMPLES.get(name)
+    hint = f" (e.g. {name}={example})" if example else ""
+    if err.get("type") == "missing":
+        return f"{name} is not set; it is required{hint}"
+    return f"{name}={err.get('input')!r}: {msg}{hint}"
+
+
+def load_settings(**overrides: Any) -> ExecutorSettings:
+    """Read the environment; raises ConfigError with one line per bad variable."""
+    try:
+        return ExecutorSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_line(dict(e)) for e in exc.errors())) from None
+
+
+def make_executor_name() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4()}"
+
+
+FIRECRACKER_UNAVAILABLE = (
+    "this build of the executor has no Firecracker runtime (microVM isolation is not implemented yet); "
+    "set EXECUTOR_USE_FIRECRACKER=false or EXECUTOR_RUNTIME=docker to run jobs in Docker containers"
+)

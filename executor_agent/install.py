@@ -1,0 +1,179 @@
+"""`executor install all|docker|docker-config|iptables-rules`: prepare a host, idempotently.
+
+Every step first looks whether it is already done; `--dry-run` only prints what would change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from executor_agent.config import ExecutorSettings
+
+CHAIN = "EXECUTOR-FLEET"
+METADATA_ENDPOINT = "169.254.169.254/32"
+# Job containers must not reach the cloud's metadata service or the private network the executor lives in.
+BLOCKED_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
+
+
+@dataclass
+class Action:
+    component: str
+    description: str
+    done: Callable[[], bool]
+    apply: Callable[[], None]
+
+
+def _run(argv: list[str]) -> None:
+    subprocess.run(argv, check=True)
+
+
+def _ok(argv: list[str]) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _install_docker() -> None:
+    _run(["apt-get", "update"])
+    _run(["apt-get", "install", "-y", "docker.io"])
+
+
+def docker_actions() -> list[Action]:
+    actions = [
+        Action(
+            "docker",
+            "install Docker Engine from the distribution: apt-get install -y docker.io",
+            lambda: shutil.which("dockerd") is not None,
+            _install_docker,
+        )
+    ]
+    if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
+        actions.append(
+            Action(
+                "docker",
+                "enable and start docker.service: systemctl enable --now docker",
+                lambda: _ok(["systemctl", "is-active", "--quiet", "docker"]),
+                lambda: _run(["systemctl", "enable", "--now", "docker"]),
+            )
+        )
+    return actions
+
+
+def daemon_json_path() -> Path:
+    return Path(os.environ.get("EXECUTOR_DOCKER_DAEMON_JSON", "/etc/docker/daemon.json"))
+
+
+def desired_daemon_config(current: dict[str, object], mirror: str) -> dict[str, object]:
+    config = dict(current)
+    existing = config.get("registry-mirrors")
+    mirrors = [str(m) for m in existing] if isinstance(existing, list) else []
+    if mirror and mirror not in mirrors:
+        mirrors.append(mirror)
+    if mirrors:
+        config["registry-mirrors"] = mirrors
+    return config
+
+
+def docker_config_actions(settings: ExecutorSettings) -> list[Action]:
+    mirror = settings.docker_registry_mirror_url
+    if not mirror:
+        return []
+    path = daemon_json_path()
+
+    def current() -> dict[str, object]:
+        try:
+            loaded = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(desired_daemon_config(current(), mirror), indent=2) + "\n")
+        tmp.replace(path)
+
+    return [
+        Action(
+            "docker-config",
+            f"add registry mirror {mirror} to {path} (restart dockerd afterwards)",
+            lambda: current() == desired_daemon_config(current(), mirror),
+            write,
+        )
+    ]
+
+
+def iptables_rules(mirror_url: str) -> list[list[str]]:
+    """Rules of the EXECUTOR-FLEET chain, hooked into DOCKER-USER, for traffic from job containers."""
+    rules = [["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"]]
+    if mirror_url:
+        parts = urlsplit(mirror_url)
+        port = str(parts.port or (443 if parts.scheme == "https" else 80))
+        rules.append(["-d", f"{parts.hostname}/32", "-p", "tcp", "--dport", port, "-j", "RETURN"])
+    rules.append(["-d", METADATA_ENDPOINT, "-j", "DROP"])
+    rules += [["-d", cidr, "-j", "DROP"] for cidr in BLOCKED_RANGES]
+    return rules
+
+
+def iptables_actions(settings: ExecutorSettings) -> list[Action]:
+    actions = [
+        Action(
+            "iptables-rules",
+            f"create iptables chain {CHAIN}",
+            lambda: _ok(["iptables", "-n", "-L", CHAIN]),
+            lambda: _run(["iptables", "-N", CHAIN]),
+        ),
+        Action(
+            "iptables-rules",
+            f"jump from DOCKER-USER to {CHAIN} for traffic from docker0",
+            lambda: _ok(["iptables", "-C", "DOCKER-USER", "-i", "docker0", "-j", CHAIN]),
+            lambda: _run(["iptables", "-I", "DOCKER-USER", "-i", "docker0", "-j", CHAIN]),
+        ),
+    ]
+    for rule in iptables_rules(settings.docker_registry_mirror_url):
+        actions.append(
+            Action(
+                "iptables-rules",
+                "iptables -A " + " ".join([CHAIN, *rule]),
+                lambda rule=rule: _ok(["iptables", "-C", CHAIN, *rule]),  # type: ignore[misc]
+                lambda rule=rule: _run(["iptables", "-A", CHAIN, *rule]),  # type: ignore[misc]
+            )
+        )
+    return actions
+
+
+COMPONENTS = ("docker", "docker-config", "iptables-rules")
+
+
+def plan(settings: ExecutorSettings, components: list[str]) -> list[Action]:
+    wanted = set(COMPONENTS) if "all" in components or not components else set(components)
+    unknown = wanted - set(COMPONENTS)
+    if unknown:
+        raise ValueError(f"unknown component(s) {', '.join(sorted(unknown))}; choose from all, {', '.join(COMPONENTS)}")
+    actions = docker_actions() + docker_config_actions(settings) + iptables_actions(settings)
+    return [a for a in actions if a.component in wanted]
+
+
+def install(settings: ExecutorSettings, components: list[str], dry_run: bool, echo: Callable[[str], None]) -> int:
+    failures = 0
+    for action in plan(settings, components):
+        if action.done():
+            echo(f"✓ {action.component}: already done: {action.description}")
+        elif dry_run:
+            echo(f"would {action.component}: {action.description}")
+        else:
+            try:
+                action.apply()
+                echo(f"✓ {action.component}: {action.description}")
+            except (OSError, subprocess.CalledProcessError) as exc:
+                failures += 1
+                echo(f"✗ {action.component}: {action.description}: {exc}")
+    return 1 if failures else 0

@@ -1,0 +1,198 @@
+"""One job from dequeue to report: workspace, clone, files, steps, teardown, and the result sent to the server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from executor_agent import metrics
+from executor_agent import workspace as ws
+from executor_agent.apiclient import ApiClient, ApiError, JobClient, JobGone, retry
+from executor_agent.config import ExecutorSettings
+from executor_agent.durations import format_duration
+from executor_agent.job import JobFailure, JobSpec, Step, StopReason, StopSignal
+from executor_agent.logstream import LogStreamer
+from executor_agent.redaction import DEFAULT_REPLACEMENT, Redactor
+from executor_agent.runtimes.base import Runtime, StepRun, run_host_command
+from executor_agent.runtimes.shell import ShellRuntime
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: ExecutorSettings,
+        api: ApiClient,
+        runtime: Runtime,
+        root: Path,
+        hard_stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self.runtime = runtime
+        self.root = root
+        # Set when the executor is being killed: results that still cannot be delivered are then given up, loudly.
+        self.hard_stop = hard_stop or threading.Event()
+        # cliSteps run on the host, whatever the runtime of the docker steps.
+        self.host_runtime = ShellRuntime(settings, api.executor_name)
+
+    def run(self, raw: dict[str, Any], stop: StopSignal) -> str:
+        """Handle one dequeued job; returns the outcome reported (or why none was)."""
+        try:
+            job = JobSpec.model_validate(raw)
+        except ValidationError as exc:
+            return self._refuse(raw, f"the job JSON is not valid: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+        queue = job.queue
+        started = time.monotonic()
+        metrics.processor_handlers.labels(queue).inc()
+        redactor = Redactor(
+            {**job.redactedValues, self.settings.frontend_password: DEFAULT_REPLACEMENT, job.token: DEFAULT_REPLACEMENT}
+        )
+        client = self.api.for_job(job)
+        streamer = LogStreamer(client, redactor, self.settings.max_log_entry_bytes)
+        timer = threading.Timer(self.settings.maximum_runtime_per_job, stop.stop, args=(StopReason.TIMEOUT,))
+        timer.daemon = True
+        timer.start()
+        failure: JobFailure | None = None
+        workspace: ws.Workspace | None = None
+        try:
+            workspace = ws.create(self.root, self.settings.vm_prefix, job.id, self.api.executor_name)
+            self._execute(job, workspace, streamer, stop)
+        except JobFailure as exc:
+            failure = exc
+        except Exception as exc:  # a bug or an unexpected host problem must still end the job, not the executor
+            log.exception("job %s: unexpected error", job.id)
+            failure = JobFailure(f"executor error: {type(exc).__name__}: {exc}")
+        finally:
+            timer.cancel()
+            if workspace is not None and not self.settings.keep_workspaces:
+                workspace.remove()
+            streamer.stop()
+            metrics.processor_handlers.labels(queue).dec()
+        if streamer.gone is not None and stop.reason is None:
+            stop.stop(StopReason.ABANDONED)
+        outcome = self._report(client, job, stop, failure, redactor)
+        metrics.processor_total.labels(queue).inc()
+        metrics.processor_duration.labels(queue).observe(time.monotonic() - started)
+        if outcome not in ("completed", "canceled", "abandoned"):
+            metrics.processor_errors.labels(queue).inc()
+        log.info("job %s: %s after %.1fs", job.id, outcome, time.monotonic() - started)
+        return outcome
+
+    def _refuse(self, raw: dict[str, Any], message: str) -> str:
+        log.error("job %s: %s", raw.get("id"), message)
+        try:
+            bare = JobSpec(id=int(raw["id"]), queue=str(raw["queue"]), token=str(raw["token"]))
+        except (KeyError, TypeError, ValueError):
+            return "undelivered"  # without id, queue and token nothing can be reported; the server requeues it
+        return deliver(self.api.for_job(bare), bare.id, "failed", message, self.hard_stop)
+
+    def _execute(self, job: JobSpec, workspace: ws.Workspace, streamer: LogStreamer, stop: StopSignal) -> None:
+        if job.repositoryName:
+            checkout = ws.checkout_dir(workspace, job)
+            env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+            for key, argv in ws.clone_commands(job, self.settings.frontend_url, self.api.executor_name):
+                if stop.is_set():
+                    return
+                entry = streamer.open(key, argv)
+                began = time.monotonic()
+                code = run_host_command(argv, checkout, entry, stop, env=env)
+                streamer.close(entry, code)
+                metrics.observe_command(key, time.monotonic() - began, code != 0)
+                if code != 0 and not stop.is_set():
+                    raise JobFailure(f"{key} failed with exit code {code} (see its log entry)")
+        if job.files:
+            entry = streamer.open("setup.files", ["write", *job.files])
+            try:
+                written = ws.write_files(workspace.path, job.files)
+            except JobFailure as exc:
+                entry.note(str(exc))
+                streamer.close(entry, 1)
+                raise
+            entry.write("stdout", "".join(f"wrote {name}\n" for name in written).encode())
+            streamer.close(entry, 0)
+        if job.cliSteps and not self.settings.trusts(job.queue):
+            raise JobFailure(
+                f"cliSteps run unisolated on the executor host and queue {job.queue!r} is not in "
+                "EXECUTOR_TRUSTED_QUEUES; use dockerSteps or trust the queue on this executor",
+                retryable=False,
+            )
+        steps = [(f"step.docker.{s.key or i}", s, self.runtime) for i, s in enumerate(job.dockerSteps)]
+        steps += [(f"step.cli.{s.key or i}", s, self.host_runtime) for i, s in enumerate(job.cliSteps)]
+        for key, step, runtime in steps:
+            if stop.is_set():
+                return
+            self._step(job, workspace, streamer, stop, key, step, runtime)
+
+    def _step(
+        self,
+        job: JobSpec,
+        workspace: ws.Workspace,
+        streamer: LogStreamer,
+        stop: StopSignal,
+        key: str,
+        step: Step,
+        runtime: Runtime,
+    ) -> None:
+        if step.dir:
+            ws.resolve_inside(workspace.path, step.dir, f"{key} dir")
+        run = StepRun(key, step.image, step.commands, step.dir, step.env, job.id)
+        entry = streamer.open(key, runtime.describe(run, workspace))
+        began = time.monotonic()
+        result = runtime.run_step(run, workspace, entry, stop, auth=job.dockerAuthConfig or None)
+        streamer.close(entry, result.exit_code)
+        metrics.observe_command(key.rsplit(".", 1)[0], time.monotonic() - began, result.exit_code != 0)
+        if result.exit_code != 0 and not stop.is_set():
+            detail = result.message or f"exit code {result.exit_code}"
+            raise JobFailure(f"{key} failed: {detail} (see its log entry)")
+
+    def _report(
+        self, client: JobClient, job: JobSpec, stop: StopSignal, failure: JobFailure | None, redactor: Redactor
+    ) -> str:
+        if stop.reason == StopReason.ABANDONED:
+            log.warning("job %s: abandoned (the server no longer assigns it to this executor); not reported", job.id)
+            return "abandoned"
+        if stop.reason == StopReason.TIMEOUT:
+            limit = format_duration(self.settings.maximum_runtime_per_job)
+            outcome, message = "errored", f"job exceeded maximum execution time of {limit}"
+        elif stop.reason == StopReason.CANCELED:
+            # Any mark* of a job with a pending cancel is recorded as canceled by the server.
+            outcome, message = "canceled", "job was canceled"
+        elif stop.reason == StopReason.SHUTDOWN:
+            outcome, message = "failed", "executor was stopped while the job was running (second signal)"
+        elif failure is not None:
+            outcome, message = ("errored" if failure.retryable else "failed"), redactor.redact(str(failure))
+        else:
+            outcome, message = "completed", ""
+        return deliver(client, job.id, outcome, message, self.hard_stop)
+
+
+def deliver(client: JobClient, job_id: int, outcome: str, message: str, hard_stop: threading.Event) -> str:
+    """Send the result until the server accepts or refuses it; only a hard stop gives up, and says so."""
+
+    def send() -> None:
+        if outcome == "completed":
+            client.mark_complete()
+        elif outcome == "errored":
+            client.mark_errored(message)
+        else:
+            client.mark_failed(message)
+
+    try:
+        retry(send, what=f"reporting job {job_id} {outcome}", should_stop=hard_stop.is_set)
+    except JobGone as exc:
+        log.warning("job %s: the server refused the %s report (%s); the job is no longer ours", job_id, outcome, exc)
+        return "abandoned"
+    except ApiError as exc:
+        log.error("job %s: result %s NOT delivered: %s", job_id, outcome, exc)
+        return "undelivered"
+    if message:
+        log.info("job %s: %s: %s", job_id, outcome, message)
+    return outcome

@@ -1,0 +1,165 @@
+"""What every runtime offers, and running a command on the host with the same stop behaviour as a container."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from executor_agent.job import StopSignal
+from executor_agent.logstream import LogEntry
+from executor_agent.workspace import Workspace
+
+# A stopped step gets SIGTERM, then SIGKILL after this many seconds (as `docker stop` does).
+STOP_GRACE_SECONDS = 10.0
+LABEL_PREFIX = "executor-fleet"
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime cannot run jobs on this host; the message says what to install or configure."""
+
+
+@dataclass
+class StepRun:
+    key: str
+    image: str
+    commands: list[str]
+    dir: str  # relative to the workspace
+    env: list[str]
+    job_id: int
+    secrets: list[str] = field(default_factory=list)
+
+    def script(self) -> str:
+        # `set -e`: a failing command fails the step instead of being hidden by the next one.
+        return "set -e\n" + "\n".join(self.commands) + "\n"
+
+
+@dataclass
+class StepResult:
+    exit_code: int
+    message: str = ""  # why the step ended abnormally (killed for memory, image missing, ...)
+
+
+class Runtime(Protocol):
+    name: str
+
+    def check(self) -> str:
+        """Version of the runtime; raises RuntimeUnavailable."""
+        ...
+
+    def describe(self, step: StepRun, workspace: Workspace) -> list[str]:
+        """The command line shown in the step's log entry."""
+        ...
+
+    def run_step(
+        self,
+        step: StepRun,
+        workspace: Workspace,
+        entry: LogEntry,
+        stop: StopSignal,
+        auth: dict[str, Any] | None = None,
+    ) -> StepResult: ...
+
+    def remove_orphans(self, active_job_ids: set[int]) -> list[str]:
+        """Remove sandboxes no live job owns; returns what was removed."""
+        ...
+
+    def start_sandbox(self, workspace: Workspace, name: str) -> str:
+        """Start a long-lived sandbox on the workspace (for `executor test-vm`); returns how to attach."""
+        ...
+
+
+def exit_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_host_command(
+    argv: list[str],
+    cwd: Path,
+    entry: LogEntry,
+    stop: StopSignal,
+    env: dict[str, str] | None = None,
+    memory_limit: int = 0,
+) -> int:
+    """Run argv in its own process group, streaming output into entry; stop → SIGTERM, SIGKILL after grace."""
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if memory_limit > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=limits,
+        )
+    except OSError as exc:
+        entry.note(f"could not start {argv[0]}: {exc}")
+        return 127
+    readers = [_pump(proc.stdout, "stdout", entry), _pump(proc.stderr, "stderr", entry)]
+    stopper = _on_stop(stop, lambda sig: _signal_group(proc, sig), lambda: proc.poll() is not None)
+    proc.wait()
+    stopper.set()
+    for reader in readers:
+        reader.join()
+    return exit_status(proc.returncode)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def _pump(pipe: IO[bytes] | None, stream: str, entry: LogEntry) -> threading.Thread:
+    def run() -> None:
+        assert pipe is not None
+        while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+            entry.write(stream, chunk)
+        pipe.close()
+
+    thread = threading.Thread(target=run, name=f"pump-{stream}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _on_stop(stop: StopSignal, send: Callable[[int], None], finished: Callable[[], bool]) -> threading.Event:
+    """Watch the stop signal while a command runs: SIGTERM, then SIGKILL after STOP_GRACE_SECONDS."""
+    done = threading.Event()
+
+    def run() -> None:
+        while not done.is_set():
+            if stop.wait(0.1):
+                send(signal.SIGTERM)
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+                while not done.is_set() and not finished() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not done.is_set() and not finished():
+                    send(signal.SIGKILL)
+                return
+
+    threading.Thread(target=run, name="stop-watch", daemon=True).start()
+    return done
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,131 @@
+"""A fresh directory per job: the repository cloned through the server's git proxy, plus the job's files.
+
+Layout: `<root>/<prefix>-<job id>-<random>/` holds `owner.json` (who made it, for the janitor) and `workspace/`,
+which steps see as /data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+from executor_agent.job import FileEntry, JobFailure, JobSpec
+
+OWNER_FILE = "owner.json"
+
+
+@dataclass
+class Workspace:
+    job_dir: Path
+    path: Path  # mounted at /data
+
+    def remove(self) -> None:
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
+def workspace_root(configured: str) -> Path:
+    root = Path(configured) if configured else Path(tempfile.gettempdir()) / "executor-workspaces"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def create(root: Path, prefix: str, job_id: int, executor_name: str) -> Workspace:
+    job_dir = root / f"{prefix}-{job_id}-{secrets.token_hex(4)}"
+    (job_dir / "workspace").mkdir(parents=True)
+    owner = {"executorName": executor_name, "pid": os.getpid(), "hostname": socket.gethostname(), "jobId": job_id}
+    (job_dir / OWNER_FILE).write_text(json.dumps(owner))
+    return Workspace(job_dir, job_dir / "workspace")
+
+
+def clone_commands(
+    job: JobSpec, frontend_url: str, executor_name: str, authorization: str = ""
+) -> list[tuple[str, list[str]]]:
+    """The setup.git.* commands, as the seeds' executor runs them: init, one-commit fetch, sparse config, checkout.
+
+    The job token travels in an http.extraHeader, never in the URL; the log entries are redacted anyway.
+    """
+    url = f"{frontend_url}/.executors/git/{quote(job.repositoryName, safe='/')}"
+    auth = [
+        "-c",
+        f"http.extraHeader=Authorization: {authorization or 'Bearer ' + job.token}",
+        "-c",
+        f"http.extraHeader=X-Sourcegraph-Job-ID: {job.id}",
+        "-c",
+        f"http.extraHeader=X-Sourcegraph-Executor-Name: {executor_name}",
+        "-c",
+        "protocol.version=2",
+    ]
+    fetch = ["git", *auth, "fetch", "--progress", "--no-recurse-submodules", "--force"]
+    fetch += ["--tags"] if job.fetchTags else ["--no-tags"]
+    if job.shallowClone:
+        fetch.append("--depth=1")
+    commands = [
+        ("setup.git.init", ["git", "init", "--quiet"]),
+        ("setup.git.add-remote", ["git", "remote", "add", "origin", url]),
+        ("setup.git.disable-gc", ["git", "config", "--local", "gc.auto", "0"]),
+        ("setup.git.fetch", [*fetch, "origin", job.commit]),
+    ]
+    if job.sparseCheckout:
+        commands.append(("setup.git.sparse-checkout-config", ["git", "config", "--local", "core.sparseCheckout", "1"]))
+        commands.append(
+            ("setup.git.sparse-checkout", ["git", "sparse-checkout", "set", "--no-cone", *job.sparseCheckout])
+        )
+    commands.append(("setup.git.checkout", ["git", "checkout", "--progress", "--force", job.commit]))
+    return commands
+
+
+def checkout_dir(workspace: Workspace, job: JobSpec) -> Path:
+    """Where the repository goes: `repositoryDirectory` inside the workspace (validated like a file path)."""
+    if not job.repositoryDirectory:
+        return workspace.path
+    target = resolve_inside(workspace.path, job.repositoryDirectory, "repositoryDirectory")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def resolve_inside(base: Path, relative: str, what: str) -> Path:
+    """base/relative, refusing anything that would land outside base (`..`, absolute, through a symlink)."""
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or relative.startswith("\\") or not relative.strip():
+        raise JobFailure(f"{what} {relative!r}: must be a relative path inside the workspace", retryable=False)
+    if any(part == ".." for part in pure.parts):
+        raise JobFailure(f"{what} {relative!r}: '..' would leave the workspace", retryable=False)
+    target = base.joinpath(*pure.parts)
+    real_base = base.resolve()
+    # Existing parents are resolved, so a symlink placed by the repository cannot redirect the write.
+    parent = target.parent.resolve()
+    if parent != real_base and real_base not in parent.parents:
+        raise JobFailure(f"{what} {relative!r}: resolves outside the workspace (through a symlink)", retryable=False)
+    if target.is_symlink():
+        raise JobFailure(f"{what} {relative!r}: is a symlink; refusing to write through it", retryable=False)
+    return target
+
+
+def write_files(base: Path, files: dict[str, FileEntry]) -> list[str]:
+    """Check every path and decode every content first, so a bad entry means nothing is written at all."""
+    planned: list[tuple[Path, bytes, FileEntry]] = []
+    for name, entry in files.items():
+        target = resolve_inside(base, name, "files")
+        try:
+            content = base64.b64decode(entry.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise JobFailure(f"files {name!r}: content is not valid base64", retryable=False) from None
+        planned.append((target, content, entry))
+    for target, content, entry in planned:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        if entry.modifiedAt is not None:
+            stamp = entry.modifiedAt.timestamp()
+            os.utime(target, (stamp, stamp))
+    return [str(p.relative_to(base)) for p, _, _ in planned]

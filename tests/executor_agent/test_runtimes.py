@@ -1,0 +1,170 @@
+"""Runtimes against a real Docker Engine (private dockerd) and real host processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker.errors
+import pytest
+from docker.models.containers import Container
+
+from executor_agent.config import ExecutorSettings
+from executor_agent.job import StopReason, StopSignal
+from executor_agent.logstream import LogEntry
+from executor_agent.redaction import Redactor
+from executor_agent.runtimes.base import StepRun
+from executor_agent.runtimes.docker import DockerRuntime
+from executor_agent.runtimes.shell import ShellRuntime
+from executor_agent.workspace import Workspace, create
+from tests.support.docker_engine import DockerEngine
+
+pytestmark = pytest.mark.docker
+
+
+def make_settings(docker_host: str = "", **env: str) -> ExecutorSettings:
+    values = {
+        "EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1",
+        "EXECUTOR_FRONTEND_PASSWORD": "pw",
+        "EXECUTOR_QUEUE_NAME": "batches",
+        "EXECUTOR_USE_FIRECRACKER": "false",
+        "EXECUTOR_TRUSTED_QUEUES": "batches",
+        "DOCKER_HOST": docker_host,
+        **env,
+    }
+    return ExecutorSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    ws = create(tmp_path, "executor", 1, "test-executor")
+    (ws.path / "sub").mkdir()
+    yield ws
+
+
+def entry() -> LogEntry:
+    return LogEntry("step.docker.0", [], Redactor({}), cap=1 << 20)
+
+
+def step(*commands: str, image: str = "busybox", dir: str = "", env: list[str] | None = None) -> StepRun:
+    return StepRun("step.docker.0", image, list(commands), dir, env or [], job_id=1)
+
+
+@pytest.fixture
+def docker_runtime(docker_engine: DockerEngine) -> DockerRuntime:
+    return DockerRuntime(
+        make_settings(docker_engine.host, EXECUTOR_JOB_MEMORY="64M", EXECUTOR_JOB_NUM_CPUS="0.5"), "test-executor"
+    )
+
+
+def test_docker_step_honours_env_dir_cpus_memory_and_mount(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
+    (workspace.path / "sub" / "in.txt").write_text("from host\n")
+    out = entry()
+    result = docker_runtime.run_step(
+        step(
+            "pwd",
+            "echo FOO=$FOO",
+            "cat in.txt",
+            "echo written > out.txt",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+            "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max",
+            dir="sub",
+            env=["FOO=bar baz"],
+        ),
+        workspace,
+        out,
+        StopSignal(),
+    )
+    out.finish(result.exit_code)
+    assert result.exit_code == 0, out.output()
+    lines = out.output().splitlines()
+    assert lines[:4] == ["stdout: /data/sub", "stdout: FOO=bar baz", "stdout: from host", f"stdout: {64 * 1024**2}"]
+    assert lines[4] == "stdout: 50000"  # 0.5 CPU of a 100000us period
+    assert (workspace.path / "sub" / "out.txt").read_text() == "written\n"
+    assert docker_runtime.client.containers.list(all=True, filters={"label": "executor-fleet.job=1"}) == []
+
+
+def test_step_over_memory_limit_is_killed_with_a_message(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
+    out = entry()
+    result = docker_runtime.run_step(step('a=x; while true; do a="$a$a"; done'), workspace, out, StopSignal())
+    assert result.exit_code == 137
+    assert result.message == "killed: the step used more than its memory limit of 64M (EXECUTOR_JOB_MEMORY)"
+    assert result.message in out.output()
+
+
+def test_failing_command_stops_the_script(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
+    out = entry()
+    result = docker_runtime.run_step(step("echo before", "false", "echo after"), workspace, out, StopSignal())
+    out.finish(result.exit_code)
+    assert result.exit_code == 1
+    assert "before" in out.output() and "after" not in out.output()
+
+
+def test_missing_image_is_a_clear_error(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
+    out = entry()
+    result = docker_runtime.run_step(step("true", image="no-such-image:1.0"), workspace, out, StopSignal())
+    assert result.exit_code == 125
+    assert result.message.startswith("image 'no-such-image:1.0' is not available: not present locally and pulling")
+
+
+def test_stop_terminates_the_container_quickly(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
+    stop = StopSignal()
+    threading.Timer(1.0, stop.stop, args=(StopReason.CANCELED,)).start()
+    began = time.monotonic()
+    result = docker_runtime.run_step(step("echo started", "sleep 300"), workspace, entry(), stop)
+    assert time.monotonic() - began < 8, "SIGTERM should end the step without waiting for SIGKILL"
+    assert result.exit_code != 0
+    assert docker_runtime.client.containers.list(all=True, filters={"label": "executor-fleet.job=1"}) == []
+
+
+def test_janitor_removes_containers_of_dead_executors_only(docker_runtime: DockerRuntime) -> None:
+    client = docker_runtime.client
+
+    def container(executor: str, pid: int, job: int) -> Container:
+        labels = {
+            "executor-fleet.prefix": "executor",
+            "executor-fleet.hostname": socket.gethostname(),
+            "executor-fleet.executor": executor,
+            "executor-fleet.pid": str(pid),
+            "executor-fleet.job": str(job),
+        }
+        return client.containers.create("busybox", ["sleep", "300"], labels=labels)
+
+    dead = container("gone-1", 999999, 5)
+    alive = container("other", os.getppid(), 6)
+    mine_active = container("test-executor", 1, 7)
+    try:
+        removed = docker_runtime.remove_orphans(active_job_ids={7})
+        assert removed == [dead.name]
+        names = {c.name for c in client.containers.list(all=True)}
+        assert alive.name in names and mine_active.name in names
+        assert docker_runtime.remove_orphans(active_job_ids=set()) == [mine_active.name]
+    finally:
+        for c in (dead, alive, mine_active):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+
+
+def test_shell_runtime_runs_in_the_workspace_and_stops_the_process_group(workspace: Workspace) -> None:
+    runtime = ShellRuntime(make_settings(EXECUTOR_RUNTIME="shell", EXECUTOR_JOB_MEMORY="0"), "test-executor")
+    out = entry()
+    result = runtime.run_step(step("pwd", "echo $FOO", dir="sub", env=["FOO=1"]), workspace, out, StopSignal())
+    out.finish(result.exit_code)
+    assert result.exit_code == 0
+    assert out.output().splitlines()[1:] == [f"stdout: {workspace.path / 'sub'}", "stdout: 1"]
+    assert "image 'busybox' is ignored" in out.output()
+
+    stop = StopSignal()
+    marker = workspace.path / "child.pid"
+    threading.Timer(0.5, stop.stop, args=(StopReason.CANCELED,)).start()
+    result = runtime.run_step(step(f"sleep 300 & echo $! > {marker}; wait"), workspace, entry(), stop)
+    assert result.exit_code == 128 + 15
+    child = Path(f"/proc/{marker.read_text().strip()}/status")
+    time.sleep(0.2)
+    # Gone, or a zombie waiting for a reaper: either way no longer running.
+    assert not child.exists() or "State:\tZ" in child.read_text()

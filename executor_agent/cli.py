@@ -6,7 +6,9 @@ Configuration comes from the environment (EXECUTOR_*), as in the seeds' deployme
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 
 from executor_agent.config import (
@@ -149,6 +151,8 @@ def cmd_test_vm(settings: ExecutorSettings, repo: str, revision: str, name_only:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `kill -USR1 <pid>` prints every thread's stack: how to see where a stuck job is waiting.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = _parser().parse_args(argv)
     command = args.command or "run"
     settings = _settings()

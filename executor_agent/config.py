@@ -113,6 +113,9 @@ class ExecutorSettings(BaseSettings):
     queue_long_poll: Duration = _env(
         "EXECUTOR_QUEUE_LONG_POLL", "10s", "How long one dequeue waits at the server for a job (max 30s); 0 = off."
     )
+    heartbeat_interval: Duration = _env(
+        "EXECUTOR_HEARTBEAT_INTERVAL", "5s", "How often running jobs are reported alive; keep it below the stall time."
+    )
     cleanup_task_interval: Duration = _env(
         "EXECUTOR_CLEANUP_TASK_INTERVAL", "1m", "How often the janitor removes orphaned containers and workspaces."
     )

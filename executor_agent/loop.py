@@ -21,7 +21,6 @@ from executor_agent.jobrunner import JobRunner
 from executor_agent.runtimes.base import STOP_GRACE_SECONDS, Runtime
 
 log = logging.getLogger(__name__)
-HEARTBEAT_INTERVAL = 5.0
 MAX_LONG_POLL = 30.0
 
 
@@ -180,7 +179,7 @@ class Agent:
                         log.warning("job %s: canceled by the server", job_id)
                     elif job_id not in known and job_id in current and current[job_id].stop.stop(StopReason.ABANDONED):
                         log.warning("job %s: unknown to the server (requeued or finished elsewhere)", job_id)
-            time.sleep(HEARTBEAT_INTERVAL if not self.draining.is_set() else 1.0)
+            time.sleep(self.settings.heartbeat_interval if not self.draining.is_set() else 1.0)
 
     def handle_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1

@@ -23,6 +23,14 @@ class Redactor:
             return text
         return self._pattern.sub(lambda m: self.secrets[m.group(0)], text)
 
+    def holdback_start(self, text: str) -> int:
+        """Where the longest tail of text that is a proper prefix of some secret begins (len(text) if none)."""
+        for pos in range(max(0, len(text) - (self.longest - 1)), len(text)):
+            tail = text[pos:]
+            if any(secret.startswith(tail) for secret in self.secrets):
+                return pos
+        return len(text)
+
     def redact_all(self, values: list[str]) -> list[str]:
         return [self.redact(v) for v in values]
 
@@ -53,8 +61,9 @@ class RedactingStream:
         if pattern is None:
             self._pending = ""
             return text
-        # A secret that starts before `cut` lies wholly inside `text`, so matching there is final.
-        cut = len(text) if final else max(0, len(text) - (self._redactor.longest - 1))
+        # Only a tail that could still grow into a secret is held back; a secret that starts before `cut`
+        # therefore lies wholly inside `text`, so matching there is final.
+        cut = len(text) if final else self._redactor.holdback_start(text)
         out: list[str] = []
         pos = 0
         for m in pattern.finditer(text):

@@ -54,6 +54,7 @@ class DockerRuntime:
         self.hostname = socket.gethostname()
         base_url = settings.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.base_url = base_url
+        self._host_cpus: int | None = None
         # A fixed API version: the client is made before the daemon is known to answer (check() reports that).
         self.client = docker.DockerClient(base_url=base_url, version=API_VERSION, timeout=120)
 
@@ -81,10 +82,25 @@ class DockerRuntime:
             L_STARTED: str(int(time.time())),
         }
 
+    def _cpus(self) -> float:
+        """EXECUTOR_JOB_NUM_CPUS, capped at what the Docker host has (the Engine refuses more)."""
+        if self._host_cpus is None:
+            try:
+                self._host_cpus = int(self.client.info().get("NCPU") or 0)
+            except Exception:  # reported by check(); do not cap what we cannot measure
+                self._host_cpus = 0
+            if self._host_cpus and self.settings.job_num_cpus > self._host_cpus:
+                log.warning(
+                    "EXECUTOR_JOB_NUM_CPUS=%g but the Docker host has %d CPUs; jobs get %d",
+                    self.settings.job_num_cpus, self._host_cpus, self._host_cpus,
+                )  # fmt: skip
+        wanted = self.settings.job_num_cpus
+        return min(wanted, self._host_cpus) if self._host_cpus else wanted
+
     def _resources(self) -> dict[str, Any]:
         res: dict[str, Any] = {}
         if self.settings.job_num_cpus > 0:
-            res["nano_cpus"] = int(self.settings.job_num_cpus * 1e9)
+            res["nano_cpus"] = int(self._cpus() * 1e9)
         if self.settings.job_memory > 0:
             # Equal swap limit: the job gets exactly this much memory, not this much plus swap.
             res["mem_limit"] = self.settings.job_memory
@@ -94,7 +110,7 @@ class DockerRuntime:
     def describe(self, step: StepRun, workspace: Workspace) -> list[str]:
         argv = ["docker", "run", "--rm"]
         if self.settings.job_num_cpus > 0:
-            argv += ["--cpus", f"{self.settings.job_num_cpus:g}"]
+            argv += ["--cpus", f"{self._cpus():g}"]
         if self.settings.job_memory > 0:
             argv += ["--memory", format_size(self.settings.job_memory)]
         argv += ["-v", f"{self._host_path(workspace)}:/data", "-w", _workdir(step.dir)]

@@ -119,6 +119,8 @@ def agent_env(server: FleetServer, workdir: Path, docker_host: str, **overrides:
         "EXECUTOR_WORKSPACE_ROOT": str(workdir / "workspaces"),
         "EXECUTOR_METRICS_ADDR": "127.0.0.1:0",
         "EXECUTOR_QUEUE_LONG_POLL": "2s",
+        # The test server's stall time is 3s.
+        "EXECUTOR_HEARTBEAT_INTERVAL": "1s",
         "SRC_LOG_LEVEL": "info",
         "DOCKER_HOST": docker_host,
     }
@@ -133,3 +135,20 @@ def start_agent(env: dict[str, str], log_path: Path, *args: str) -> AgentProcess
             [sys.executable, "-m", "executor_agent", *(args or ("run",))], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     return AgentProcess(proc, log_path)
+
+
+def wait_for(what: str, check: Any, timeout: float = 30, interval: float = 0.1) -> Any:
+    """Poll check() until it returns something truthy; fail with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def step_output(server: FleetServer, job_id: int, key: str) -> str:
+    entry = logs(server, job_id).get(key)
+    return str(entry.get("out", "")) if entry else ""

@@ -67,6 +67,15 @@ def test_secret_split_across_two_reads() -> None:
     assert entry.output() == "stdout: token is ******\nstdout: bye\n"
 
 
+def test_output_without_a_secret_prefix_is_not_held_back() -> None:
+    entry = LogEntry("k", [], Redactor({"a-much-longer-secret-value": "***"}), cap=1024)
+    entry.write("stdout", b"started\n")
+    assert entry.output() == "stdout: started\n"
+    entry.write("stdout", b"then a-much")
+    entry.write("stdout", b"-longer-secret-value\n")
+    assert entry.output() == "stdout: started\nstdout: then ***\n"
+
+
 def test_lines_are_prefixed_per_stream_and_partial_lines_flushed_at_the_end() -> None:
     entry = LogEntry("k", [], Redactor({}), cap=1024)
     entry.write("stdout", b"one\ntw")

@@ -1,0 +1,188 @@
+"""The agent end to end: the real `executor` program, a real `fleet server` and a private Docker Engine."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.executor_agent.helpers import (
+    AgentProcess,
+    add_queue,
+    b64,
+    logs,
+    make_repo,
+    register_repo,
+    step_output,
+    submit,
+    wait_for,
+    wait_state,
+)
+from tests.support.docker_engine import DockerEngine
+from tests.support.fleet_server import FleetServer
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+StartAgent = Callable[..., AgentProcess]
+
+
+def busybox(*commands: str) -> list[dict[str, object]]:
+    return [{"image": "busybox", "commands": list(commands)}]
+
+
+def test_two_step_job_edits_the_clone_and_the_diff_is_shown(
+    fleet_server: FleetServer, agents: StartAgent, tmp_path: Path
+) -> None:
+    sha = make_repo(tmp_path / "origin", {"src/greeting.txt": "hello world\n", "README": "demo\n"})
+    register_repo(fleet_server, "github.com/acme/app", tmp_path / "origin")
+    job_id = submit(
+        fleet_server,
+        repositoryName="github.com/acme/app",
+        commit=sha,
+        shallowClone=True,
+        files={"inputs/name.txt": {"content": b64("fleet")}},
+        dockerSteps=[
+            {
+                "key": "edit",
+                "image": "busybox",
+                "dir": "src",
+                "env": ["WHO=s3cr3t-value", "GREETING=bye"],
+                "commands": ["pwd", 'sed -i "s/hello/$GREETING/" greeting.txt', "echo who=$WHO"],
+            },
+            {"image": "busybox", "commands": ["cat src/greeting.txt inputs/name.txt"]},
+        ],
+        cliSteps=[{"key": "diff", "commands": ["git diff"]}],
+        redactedValues={"s3cr3t-value": "[who]"},
+    )
+    agent = agents(EXECUTOR_NUM_TOTAL_JOBS="1", EXECUTOR_TRUSTED_QUEUES="batches")
+    record = wait_state(fleet_server, job_id)
+    assert record["state"] == "completed", (record, logs(fleet_server, job_id))
+    entries = logs(fleet_server, job_id)
+    assert list(entries) == [
+        "setup.git.init",
+        "setup.git.add-remote",
+        "setup.git.disable-gc",
+        "setup.git.fetch",
+        "setup.git.checkout",
+        "setup.files",
+        "step.docker.edit",
+        "step.docker.1",
+        "step.cli.diff",
+    ]
+    assert all(e["exitCode"] == 0 and e["durationMs"] is not None for e in entries.values())
+    assert "--depth=1" in entries["setup.git.fetch"]["command"]
+    assert "http.extraHeader=Authorization: Bearer ******" in entries["setup.git.fetch"]["command"]
+    assert entries["step.docker.edit"]["out"] == "stdout: /data/src\nstdout: who=[who]\n"
+    assert "--cpus" in entries["step.docker.edit"]["command"] and "256M" in entries["step.docker.edit"]["command"]
+    assert entries["step.docker.1"]["out"] == "stdout: bye world\nstdout: fleet\n"
+    diff = entries["step.cli.diff"]["out"]
+    assert "stdout: -hello world" in diff and "stdout: +bye world" in diff
+    everything = repr(entries)
+    assert "s3cr3t-value" not in everything and fleet_server.executor_token not in everything
+    # EXECUTOR_NUM_TOTAL_JOBS reached: the agent exits 0 by itself (the VM image powers off on that).
+    assert agent.wait(30) == 0
+    assert "EXECUTOR_NUM_TOTAL_JOBS=1 jobs dequeued" in agent.log()
+    assert list((tmp_path / "workspaces").iterdir()) == []
+
+
+def test_memory_limit_kills_the_step_and_errors_the_job(fleet_server: FleetServer, agents: StartAgent) -> None:
+    add_queue(fleet_server, "strict", max_retries=0)
+    agents(EXECUTOR_QUEUE_NAME="strict", EXECUTOR_JOB_MEMORY="32M")
+    job_id = submit(fleet_server, queue="strict", dockerSteps=busybox('a=x; while :; do a="$a$a"; done'))
+    record = wait_state(fleet_server, job_id)
+    assert record["state"] == "failed"  # errored with no retries left
+    assert "killed: the step used more than its memory limit of 32M (EXECUTOR_JOB_MEMORY)" in record["failureMessage"]
+    assert "memory limit of 32M" in step_output(fleet_server, job_id, "step.docker.0")
+
+
+def test_cancel_mid_step_removes_the_container(
+    fleet_server: FleetServer, agents: StartAgent, docker_engine: DockerEngine
+) -> None:
+    agents()
+    job_id = submit(fleet_server, dockerSteps=busybox("echo started", "sleep 300"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, job_id, "step.docker.0"))
+    assert docker_engine.containers(f"executor-fleet.job={job_id}")
+    with fleet_server.api() as api:
+        assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200
+    canceled_at = time.monotonic()
+    assert wait_state(fleet_server, job_id, timeout=15)["state"] == "canceled"
+    wait_for("the container to go", lambda: not docker_engine.containers(f"executor-fleet.job={job_id}"), timeout=15)
+    assert time.monotonic() - canceled_at < 15
+
+
+def test_maximum_runtime_stops_the_job(fleet_server: FleetServer, agents: StartAgent) -> None:
+    add_queue(fleet_server, "strict", max_retries=0)
+    agents(EXECUTOR_QUEUE_NAME="strict", EXECUTOR_MAXIMUM_RUNTIME_PER_JOB="2s")
+    job_id = submit(fleet_server, queue="strict", dockerSteps=busybox("sleep 300"))
+    record = wait_state(fleet_server, job_id, timeout=30)
+    assert record["state"] == "failed"
+    assert record["failureMessage"] == "job exceeded maximum execution time of 2s"
+
+
+def test_bad_input_fails_the_job_and_the_agent_keeps_serving(fleet_server: FleetServer, agents: StartAgent) -> None:
+    add_queue(fleet_server, "strict", max_retries=0)
+    agent = agents(EXECUTOR_QUEUE_NAME="strict")
+    bad_path = submit(
+        fleet_server,
+        queue="strict",
+        files={"../../escape.txt": {"content": b64("x")}},
+        dockerSteps=busybox("true"),
+    )
+    no_image = submit(fleet_server, queue="strict", dockerSteps=[{"image": "nope/missing:1", "commands": ["true"]}])
+    cli_untrusted = submit(fleet_server, queue="strict", cliSteps=[{"commands": ["id"]}])
+    good = submit(fleet_server, queue="strict", dockerSteps=busybox("echo fine"))
+    assert wait_state(fleet_server, bad_path)["failureMessage"] == (
+        "files '../../escape.txt': '..' would leave the workspace"
+    )
+    missing = wait_state(fleet_server, no_image)
+    assert missing["state"] == "failed"
+    assert "image 'nope/missing:1' is not available" in missing["failureMessage"]
+    untrusted = wait_state(fleet_server, cli_untrusted)
+    assert "queue 'strict' is not in EXECUTOR_TRUSTED_QUEUES" in untrusted["failureMessage"]
+    assert wait_state(fleet_server, good)["state"] == "completed"
+    assert agent.process.poll() is None
+
+
+def test_first_sigterm_drains_second_stops(fleet_server: FleetServer, agents: StartAgent) -> None:
+    agent = agents()
+    first = submit(fleet_server, dockerSteps=busybox("echo started", "sleep 3", "echo done"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, first, "step.docker.0"))
+    agent.signal(signal.SIGTERM)
+    waiting = submit(fleet_server, dockerSteps=busybox("true"))
+    assert agent.wait(30) == 0
+    assert wait_state(fleet_server, first)["state"] == "completed"
+    assert "stdout: done" in step_output(fleet_server, first, "step.docker.0")
+    assert wait_state(fleet_server, waiting, states=("queued",))["state"] == "queued"
+    assert "SIGTERM: draining" in agent.log()
+
+    second = agents()
+    wait_state(fleet_server, waiting)  # the next agent takes the queued job
+    long = submit(fleet_server, dockerSteps=busybox("echo started", "sleep 300"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, long, "step.docker.0"))
+    second.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    second.signal(signal.SIGTERM)
+    assert second.wait(30) != 0
+    record = wait_state(fleet_server, long)
+    assert record["state"] == "failed"
+    assert record["failureMessage"] == "executor was stopped while the job was running (second signal)"
+
+
+def test_killed_agent_job_is_requeued_and_orphan_removed(
+    fleet_server: FleetServer, agents: StartAgent, docker_engine: DockerEngine
+) -> None:
+    first = agents()
+    job_id = submit(fleet_server, dockerSteps=busybox("echo started", "sleep 6"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, job_id, "step.docker.0"))
+    orphans = docker_engine.containers(f"executor-fleet.job={job_id}")
+    assert len(orphans) == 1
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    # The server notices the missing heartbeats (stall time 3s in tests) and requeues the job.
+    wait_for("the job to be requeued", lambda: wait_state(fleet_server, job_id, ("queued", "processing"))["numResets"])
+    agents(EXECUTOR_NUM_TOTAL_JOBS="1")
+    wait_for("the orphan to be removed", lambda: orphans[0] not in docker_engine.containers(), timeout=15)
+    record = wait_state(fleet_server, job_id, timeout=60)
+    assert record["state"] == "completed" and record["numResets"] == 1

@@ -29,7 +29,11 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def require_executor(request: Request) -> None:
+async def require_executor(request: Request) -> None:
+    check_executor_secret(request)
+
+
+def check_executor_secret(request: Request) -> None:
     scheme, value = _split(request)
     if scheme != EXECUTOR_SCHEME:
         raise _unauthorized(f"missing `Authorization: {EXECUTOR_SCHEME} <secret>` header", EXECUTOR_SCHEME)
@@ -51,17 +55,17 @@ class JobCaller:
         return self.scope.attempt if self.scope else None
 
 
-def authorize_job(
+async def authorize_job(
     request: Request, *, queue: str | None, job_id: int | None, repository: str | None = None
 ) -> JobCaller:
     scheme, value = _split(request)
     if scheme == EXECUTOR_SCHEME:
-        require_executor(request)
+        check_executor_secret(request)
         return JobCaller(None)
     if scheme.lower() != "bearer" or not value:
         raise _unauthorized("missing `Authorization: Bearer <job token>` or `token-executor <secret>` header")
     store: Store = request.app.state.store
-    scope = store.jobs.scope_of_token(value)
+    scope = await store.call(store.jobs.scope_of_token, value)
     if scope is None:
         raise _unauthorized("job token unknown or revoked (the job finished or was requeued)")
     header_id = request.headers.get(JOB_ID_HEADER)
@@ -88,6 +92,6 @@ def api_token_ok(request: Request) -> bool:
     return bool(cookie) and _equal(cookie or "", expected)
 
 
-def require_api(request: Request) -> None:
+async def require_api(request: Request) -> None:
     if not api_token_ok(request):
         raise _unauthorized("missing or wrong `Authorization: Bearer <FLEET_API_TOKEN>` header")

@@ -6,7 +6,6 @@ import asyncio
 import re
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from fleet.api.auth import JobCaller, authorize_job, require_executor
@@ -34,8 +33,8 @@ def _store(request: Request) -> Store:
     return store
 
 
-def _job_caller(request: Request, queue: str) -> JobCaller:
-    return authorize_job(request, queue=queue, job_id=None)
+async def _job_caller(request: Request, queue: str) -> JobCaller:
+    return await authorize_job(request, queue=queue, job_id=None)
 
 
 def _check_job(caller: JobCaller, body: JobWrite) -> None:
@@ -44,7 +43,7 @@ def _check_job(caller: JobCaller, body: JobWrite) -> None:
 
 
 @router.get("/test/auth", dependencies=[Depends(require_executor)], response_class=PlainTextResponse)
-def test_auth() -> str:
+async def test_auth() -> str:
     return "ok"
 
 
@@ -55,7 +54,7 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
     deadline = loop.time() + min(max(wait, 0.0), request.app.state.settings.max_long_poll_seconds)
     while True:
         events = notifier.snapshot(queues)
-        job = await run_in_threadpool(store.jobs.claim, queues, body.executorName)
+        job = await store.call(store.jobs.claim, queues, body.executorName)
         if job is not None:
             return JSONResponse(job)
         remaining = deadline - loop.time()
@@ -94,7 +93,7 @@ def _hostname(executor_name: str) -> str:
     return m.group(1) if m else executor_name
 
 
-def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest) -> HeartbeatResponse:
+async def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest) -> HeartbeatResponse:
     executor = {
         "name": body.executorName,
         "hostname": _hostname(body.executorName),
@@ -105,63 +104,72 @@ def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest) -> H
         "git_version": body.gitVersion[:64],
         "prometheus_metrics": body.prometheusMetrics[:MAX_PROMETHEUS_METRICS_BYTES],
     }
-    known, cancel = _store(request).transitions.heartbeat(queues, executor, body.job_ids())
+    store = _store(request)
+    known, cancel = await store.call(store.transitions.heartbeat, queues, executor, body.job_ids())
     return HeartbeatResponse(knownIds=[str(i) for i in known], cancelIds=[str(i) for i in cancel])
 
 
 @router.post("/queue/heartbeat", dependencies=[Depends(require_executor)])
-def heartbeat_multi(request: Request, body: HeartbeatRequest) -> HeartbeatResponse:
+async def heartbeat_multi(request: Request, body: HeartbeatRequest) -> HeartbeatResponse:
     if not body.queueNames:
         raise HTTPException(422, "queueNames: at least one queue name is required for a multi-queue heartbeat")
-    return _heartbeat(request, sorted(set(body.queueNames)), body)
+    return await _heartbeat(request, sorted(set(body.queueNames)), body)
 
 
 @router.post("/queue/{queue}/heartbeat", dependencies=[Depends(require_executor)])
-def heartbeat(queue: str, request: Request, body: HeartbeatRequest) -> HeartbeatResponse:
-    return _heartbeat(request, [queue], body)
+async def heartbeat(queue: str, request: Request, body: HeartbeatRequest) -> HeartbeatResponse:
+    return await _heartbeat(request, [queue], body)
 
 
 @router.post("/queue/{queue}/addExecutionLogEntry")
-def add_log_entry(
+async def add_log_entry(
     queue: str, request: Request, body: AddLogEntryRequest, caller: JobCaller = Depends(_job_caller)
 ) -> int:
     _check_job(caller, body)
-    entry = body.model_dump()
-    return _store(request).logs.add(queue, body.jobId, body.executorName, entry, caller.attempt)
+    store = _store(request)
+    return await store.call(store.logs.add, queue, body.jobId, body.executorName, body.model_dump(), caller.attempt)
 
 
 @router.post("/queue/{queue}/updateExecutionLogEntry", status_code=204)
-def update_log_entry(
+async def update_log_entry(
     queue: str, request: Request, body: UpdateLogEntryRequest, caller: JobCaller = Depends(_job_caller)
 ) -> Response:
     _check_job(caller, body)
+    store = _store(request)
     entry = body.model_dump()
-    _store(request).logs.update(queue, body.jobId, body.executorName, body.entryId, entry, caller.attempt)
+    await store.call(store.logs.update, queue, body.jobId, body.executorName, body.entryId, entry, caller.attempt)
     return Response(status_code=204)
 
 
 @router.post("/queue/{queue}/markComplete", status_code=204)
-def mark_complete(queue: str, request: Request, body: JobWrite, caller: JobCaller = Depends(_job_caller)) -> Response:
+async def mark_complete(
+    queue: str, request: Request, body: JobWrite, caller: JobCaller = Depends(_job_caller)
+) -> Response:
     _check_job(caller, body)
-    _store(request).transitions.mark_complete(queue, body.jobId, body.executorName, caller.attempt)
+    store = _store(request)
+    await store.call(store.transitions.mark_complete, queue, body.jobId, body.executorName, caller.attempt)
     return Response(status_code=204)
 
 
 @router.post("/queue/{queue}/markErrored", status_code=204)
-def mark_errored(
+async def mark_errored(
     queue: str, request: Request, body: MarkErroredRequest, caller: JobCaller = Depends(_job_caller)
 ) -> Response:
     _check_job(caller, body)
     store = _store(request)
-    store.transitions.mark_errored(queue, body.jobId, body.executorName, body.errorMessage, caller.attempt)
+    await store.call(
+        store.transitions.mark_errored, queue, body.jobId, body.executorName, body.errorMessage, caller.attempt
+    )
     return Response(status_code=204)
 
 
 @router.post("/queue/{queue}/markFailed", status_code=204)
-def mark_failed(
+async def mark_failed(
     queue: str, request: Request, body: MarkErroredRequest, caller: JobCaller = Depends(_job_caller)
 ) -> Response:
     _check_job(caller, body)
     store = _store(request)
-    store.transitions.mark_failed(queue, body.jobId, body.executorName, body.errorMessage, caller.attempt)
+    await store.call(
+        store.transitions.mark_failed, queue, body.jobId, body.executorName, body.errorMessage, caller.attempt
+    )
     return Response(status_code=204)

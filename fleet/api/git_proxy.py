@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from fleet.api.auth import authorize_job
@@ -40,9 +39,9 @@ def check_repository_location(url: str) -> str | None:
 
 
 async def _authorize(request: Request, repo: str) -> str:
-    authorize_job(request, queue=None, job_id=None, repository=repo)
+    await authorize_job(request, queue=None, job_id=None, repository=repo)
     store: Store = request.app.state.store
-    location = await run_in_threadpool(store.repos.get, repo)
+    location = await store.call(store.repos.get, repo)
     if location is None:
         raise HTTPException(404, f"repository {repo!r} is not registered; `fleet repos add {repo} PATH_OR_URL`")
     return location

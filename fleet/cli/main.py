@@ -14,8 +14,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-command modules register themselves on `app`; importing them here keeps `main` the only entry point.
-    from fleet.cli import jobs_cmd, server_cmd  # noqa: F401
-    from fleet.cli import infra, simulate, status  # noqa: F401
+    from fleet.cli import infra, jobs_cmd, server_cmd, simulate, status  # noqa: F401
 
 
 def main() -> None:

@@ -130,3 +130,13 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL has no password we could find; show nothing of it
         return "<unparsable URL>"
+
+
+def runs_inline(engine: Engine) -> bool:
+    """Whether the HTTP layer may call the store on the event loop instead of a worker thread.
+
+    SQLite statements are local and take well under a millisecond, while a hop to a worker thread costs about
+    as much again; the process-wide writer lock keeps waits short. PostgreSQL calls cross the network, so they
+    always go to a worker thread.
+    """
+    return is_sqlite(engine)

@@ -73,8 +73,10 @@ install_debs() {
     # Absolute paths, so that apt-get takes the arguments for files and not for package names.
     local abs debs=() new_debs=() deb
     abs=$(cd "$deb_dir" && pwd) || die "--deb-dir $deb_dir is not a directory" 2
+    shopt -s nullglob
     debs=("$abs"/*.deb)
-    [ -e "${debs[0]}" ] || die "--deb-dir $deb_dir holds no .deb files; put the downloaded packages there" 2
+    shopt -u nullglob
+    [ "${#debs[@]}" -gt 0 ] || log "--deb-dir $deb_dir holds no .deb files; all packages come from apt's archive"
     for deb in "${debs[@]}"; do
       [ "$(deb_version "$(dpkg-deb --field "$deb" Package)")" = "$(dpkg-deb --field "$deb" Version)" ] ||
         new_debs+=("$deb")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -126,3 +127,35 @@ def test_any_other_ending_keeps_the_machine_up(tmp_path: Path, ending: dict[str,
 def test_hook_refuses_unknown_phase() -> None:
     done = subprocess.run([str(STOP_HOOK), "bogus"], capture_output=True, text=True)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+PACKER_TEMPLATES = sorted(IMAGES.glob("*/*.pkr.hcl"))
+
+
+def test_there_are_two_packer_templates() -> None:
+    assert [p.name for p in PACKER_TEMPLATES] == ["executor.pkr.hcl", "mirror.pkr.hcl"]
+
+
+@pytest.mark.parametrize("template", PACKER_TEMPLATES, ids=lambda p: p.name)
+def test_packer_template_is_well_formed_hcl(template: Path) -> None:
+    # Packer is not installable here (no package registry carries it), so `packer validate` cannot run. The
+    # template is HCL, which Terraform's formatter parses: a syntax error fails it, and the file must be formatted.
+    if shutil.which("terraform") is None:
+        pytest.fail("terraform is not installed; it is needed to parse the Packer templates (HCL)")
+    source = template.read_text()
+    done = subprocess.run(["terraform", "fmt", "-no-color", "-"], input=source, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == source, "template not formatted; run `terraform fmt - < file` and keep its output"
+
+
+@pytest.mark.parametrize("template", PACKER_TEMPLATES, ids=lambda p: p.name)
+def test_packer_template_builds_both_clouds_with_its_script(template: Path) -> None:
+    source = template.read_text()
+    kind = template.parent.name
+    assert f'source "amazon-ebs" "{kind}"' in source and f'source "googlecompute" "{kind}"' in source
+    assert f"/images/{kind}/provision-{kind}.sh" in source
+    assert (IMAGES / kind / f"provision-{kind}.sh").exists()
+    declared = set(re.findall(r'^variable "(\w+)"', source, flags=re.M))
+    used = set(re.findall(r"\bvar\.(\w+)", source))
+    assert used <= declared, f"undeclared variables: {used - declared}"
+    assert declared <= used, f"unused variables: {declared - used}"

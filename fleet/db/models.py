@@ -48,7 +48,8 @@ jobs = Table(
     Column("num_failures", Integer, nullable=False, default=0),
     Column("failure_message", Text, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False),
-    Index("ix_jobs_claim", "queue", "state", "process_after", "id"),
+    # Serves the claim: per (queue, state) the oldest id first, so handing out a job never sorts the backlog.
+    Index("ix_jobs_claim", "queue", "state", "id"),
     Index("ix_jobs_state_heartbeat", "state", "last_heartbeat_at"),
 )
 

@@ -95,12 +95,25 @@ class JobStore:
         now = self.db.clock()
         with self.db.write() as conn:
             self.queues.require_cached(conn, queue_names)
-            candidate = select(jobs.c.id).where(
-                jobs.c.queue.in_(queue_names),
-                jobs.c.state.in_(DEQUEUEABLE),
-                or_(jobs.c.process_after.is_(None), jobs.c.process_after <= now),
-            )
-            job_id = conn.execute(lock_for_claim(candidate.order_by(jobs.c.id).limit(1), self.db.engine)).scalar()
+            # One indexed probe per (queue, state) instead of one query sorting every ready job: each probe walks
+            # ix_jobs_claim in id order and stops at the first ready row.
+            candidates = []
+            for queue in queue_names:
+                for state in DEQUEUEABLE:
+                    probe = (
+                        select(jobs.c.id)
+                        .where(
+                            jobs.c.queue == queue,
+                            jobs.c.state == state,
+                            or_(jobs.c.process_after.is_(None), jobs.c.process_after <= now),
+                        )
+                        .order_by(jobs.c.id)
+                        .limit(1)
+                    )
+                    found = conn.execute(lock_for_claim(probe, self.db.engine)).scalar()
+                    if found is not None:
+                        candidates.append(found)
+            job_id = min(candidates, default=None)
             if job_id is None:
                 return None
             token = secrets.token_urlsafe(32)

@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("failure_message", sa.Text, nullable=True),
         sa.Column("cancel_requested", sa.Boolean, nullable=False),
     )
-    op.create_index("ix_jobs_claim", "jobs", ["queue", "state", "process_after", "id"])
+    op.create_index("ix_jobs_claim", "jobs", ["queue", "state", "id"])
     op.create_index("ix_jobs_state_heartbeat", "jobs", ["state", "last_heartbeat_at"])
     op.create_table(
         "execution_log_entries",

@@ -1,0 +1,9 @@
+variable "env" {
+  type        = map(string)
+  description = "Executor agent settings, keyed by their environment variable names. Null values are left out of the file."
+
+  validation {
+    condition     = alltrue([for v in values(var.env) : v == null ? true : length(regexall("[\r\n]", v)) == 0])
+    error_message = "env: a value contains a line break, which an environment file cannot carry; remove it."
+  }
+}

@@ -1,0 +1,199 @@
+"""`examples/single-executor` applied for real by terraform and the AWS provider against a moto server on loopback.
+
+Moto stands in for AWS because nothing else can answer the AWS APIs here; the provider, terraform and boto3 are the
+real ones, pointed at it with AWS_ENDPOINT_URL. The endpoint and dummy credentials live only in this test's
+provider override file, never in the modules.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.terraform.harness import Terraform, copy_tree
+from tests.terraform.render import TRICKY_PASSWORD
+
+pytestmark = [pytest.mark.terraform, pytest.mark.slow]
+
+EXAMPLE = "aws/examples/single-executor"
+REGION = "us-west-2"
+PROVIDER_OVERRIDE = f"""provider "aws" {{
+  region                      = "{REGION}"
+  access_key                  = "moto"
+  secret_key                  = "moto"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+}}
+"""
+
+# Attributes moto reads back differently from what it was given, so a second plan shows them as updates even though
+# nothing drifted. Anything else changing on the second plan is a real idempotency bug and fails the test.
+MOTO_READBACK_GAPS = {
+    # moto answers DescribeLifecycleHooks with fixed sample ARNs for the notification target and role.
+    "aws_autoscaling_lifecycle_hook": {"notification_target_arn", "role_arn"},
+    # moto omits `Enabled` and returns an empty predictive-scaling block for step policies.
+    "aws_autoscaling_policy": {"enabled", "predictive_scaling_configuration"},
+    # moto echoes the template's own tags as a tag specification and empty address lists; the version then moves.
+    "aws_launch_template": {"tag_specifications", "network_interfaces", "default_version", "latest_version"},
+    # follows the launch template version above; moto returns empty lists for unset refresh preferences and no
+    # capacity reservation preference where AWS returns an empty one.
+    "aws_autoscaling_group": {"launch_template", "instance_refresh", "capacity_reservation_specification"},
+    # moto does not report security groups of an instance launched with a network interface specification.
+    "aws_instance": {"vpc_security_group_ids"},
+}
+
+
+def client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service, region_name=REGION, endpoint_url=endpoint, aws_access_key_id="moto", aws_secret_access_key="moto"
+    )
+
+
+@pytest.fixture(scope="module")
+def applied(terraform: Terraform, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    tree = copy_tree(tmp_path_factory.mktemp("moto-tf") / "terraform")
+    tf = Terraform(terraform.binary, terraform.plugin_dir, tree, terraform.timings)
+    directory = tree / EXAMPLE
+    (directory / "moto_override.tf").write_text(PROVIDER_OVERRIDE)
+    images = [image["ImageId"] for image in client("ec2", moto_endpoint).describe_images()["Images"][:2]]
+    (directory / "terraform.tfvars.json").write_text(
+        json.dumps(
+            {
+                "region": REGION,
+                "availability_zone": f"{REGION}a",
+                "executor_ami": images[0],
+                "docker_mirror_ami": images[1],
+                "executor_sourcegraph_external_url": "http://127.0.0.1:3080",
+                "executor_sourcegraph_executor_proxy_password": TRICKY_PASSWORD,
+            }
+        )
+    )
+    env = {"AWS_ENDPOINT_URL": moto_endpoint}
+    tf.init(EXAMPLE)
+    tf.check(directory, "apply", "-auto-approve", "-input=false", env=env, timeout=600)
+    yield tf, directory, env, tf.output_json(directory)
+    # Destroy is asserted by its own test; this makes sure nothing is left even when an assertion failed earlier.
+    tf.run(directory, "destroy", "-auto-approve", "-input=false", env=env, timeout=600)
+
+
+def test_autoscaling_group_scales_from_zero_on_the_queue_metric(applied: Any, moto_endpoint: str) -> None:
+    _, _, _, outputs = applied
+    autoscaling = client("autoscaling", moto_endpoint)
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["autoscaling_group_name"]])[
+        "AutoScalingGroups"
+    ]
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (0, 5, 0)
+    (policy,) = autoscaling.describe_policies(AutoScalingGroupName=group["AutoScalingGroupName"])["ScalingPolicies"]
+    assert policy["AdjustmentType"] == "ExactCapacity"
+    steps = sorted(policy["StepAdjustments"], key=lambda s: s["MetricIntervalLowerBound"])
+    assert [s["ScalingAdjustment"] for s in steps] == [0, 1, 2, 3, 4, 5]
+    assert "MetricIntervalUpperBound" not in steps[-1]
+    (hook,) = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=group["AutoScalingGroupName"])["LifecycleHooks"]
+    assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert hook["DefaultResult"] == "CONTINUE"
+
+    (alarm,) = client("cloudwatch", moto_endpoint).describe_alarms()["MetricAlarms"]
+    assert alarm["AlarmActions"] == [policy["PolicyARN"]]
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    stat = queries["queue"]["MetricStat"]["Metric"]
+    assert (stat["Namespace"], stat["MetricName"]) == ("sourcegraph-executor", "src_executors_queue_size")
+    assert {d["Name"]: d["Value"] for d in stat["Dimensions"]} == {"queueName": "codeintel", "environment": "prod"}
+    assert queries["needed"]["Expression"] == "CEIL(queue / 10)"
+
+
+def env_file_of(user_data: str) -> str:
+    script = base64.b64decode(user_data).decode()
+    match = re.search(r"<<'EXECUTOR_ENV_EOF'\n(.*?)EXECUTOR_ENV_EOF\n", script, re.S)
+    assert match, "the user data must write the env file through a quoted heredoc"
+    return match.group(1)
+
+
+def test_launch_template_user_data_carries_the_env_file(applied: Any, moto_endpoint: str) -> None:
+    ec2 = client("ec2", moto_endpoint)
+    (template,) = ec2.describe_launch_templates()["LaunchTemplates"]
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])[
+        "LaunchTemplateVersions"
+    ]
+    data = version["LaunchTemplateData"]
+    assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
+    env = dict(shlex.split(line)[0].split("=", 1) for line in env_file_of(data["UserData"]).splitlines())
+    assert env["EXECUTOR_FRONTEND_PASSWORD"] == TRICKY_PASSWORD
+    assert env["EXECUTOR_FRONTEND_URL"] == "http://127.0.0.1:3080"
+    assert env["EXECUTOR_QUEUE_NAME"] == "codeintel"
+    assert env["EXECUTOR_DOCKER_REGISTRY_MIRROR_URL"] == "http://10.0.1.4:5000"
+
+
+def test_mirror_and_credentials_exist(applied: Any, moto_endpoint: str) -> None:
+    _, _, _, outputs = applied
+    ec2 = client("ec2", moto_endpoint)
+    reservations = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
+    (mirror,) = [i for r in reservations["Reservations"] for i in r["Instances"]]
+    assert mirror["PrivateIpAddress"] == "10.0.1.4"
+    volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [mirror["InstanceId"]]}])
+    (data_volume,) = [v for v in volumes["Volumes"] if v["Attachments"][0]["Device"] == "/dev/sdf"]
+    assert data_volume["Size"] == 64
+
+    iam = client("iam", moto_endpoint)
+    (key,) = iam.list_access_keys(UserName="executor-metric-writer")["AccessKeyMetadata"]
+    assert key["AccessKeyId"] == outputs["metric_writer_access_key_id"]
+    assert outputs["metric_writer_secret_key"]
+    (policy_name,) = iam.list_user_policies(UserName="executor-metric-writer")["PolicyNames"]
+    document = iam.get_user_policy(UserName="executor-metric-writer", PolicyName=policy_name)["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert [s["Action"] for s in document["Statement"]] == ["cloudwatch:PutMetricData"]
+
+    dashboards = client("cloudwatch", moto_endpoint).list_dashboards()["DashboardEntries"]
+    assert [d["DashboardName"] for d in dashboards] == [outputs["dashboard_name"]]
+    groups = client("logs", moto_endpoint).describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/executor-fleet/executors-codeintel"]
+
+
+def changed_attributes(change: dict[str, Any]) -> set[str]:
+    before, after = change["before"] or {}, change["after"] or {}
+    unknown = change.get("after_unknown") or {}
+    return {k for k in set(before) | set(after) if before.get(k) != after.get(k) or unknown.get(k) is True}
+
+
+def test_second_plan_changes_nothing(applied: Any, tmp_path: Path) -> None:
+    tf, directory, env, _ = applied
+    plan_file = tmp_path / "again.tfplan"
+    tf.check(directory, "plan", "-input=false", f"-out={plan_file}", env=env)
+    plan = json.loads(tf.check(directory, "show", "-json", str(plan_file), env=env).stdout)
+    unexpected = {}
+    for rc in plan["resource_changes"]:
+        actions = rc["change"]["actions"]
+        if actions == ["no-op"]:
+            continue
+        assert actions == ["update"], f"{rc['address']} would be {actions} on a second plan"
+        extra = changed_attributes(rc["change"]) - MOTO_READBACK_GAPS.get(rc["type"], set())
+        if extra:
+            before, after = rc["change"]["before"] or {}, rc["change"]["after"] or {}
+            unexpected[rc["address"]] = {k: (before.get(k), after.get(k)) for k in sorted(extra)}
+    assert unexpected == {}
+
+
+def test_destroy_leaves_nothing_behind(applied: Any, moto_endpoint: str) -> None:
+    tf, directory, env, outputs = applied
+    tf.check(directory, "destroy", "-auto-approve", "-input=false", env=env, timeout=600)
+    assert client("autoscaling", moto_endpoint).describe_auto_scaling_groups()["AutoScalingGroups"] == []
+    ec2 = client("ec2", moto_endpoint)
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert ec2.describe_volumes()["Volumes"] == []
+    running = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    assert running["Reservations"] == []
+    assert [v for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    assert client("iam", moto_endpoint).list_users()["Users"] == []
+    cloudwatch = client("cloudwatch", moto_endpoint)
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
+    assert cloudwatch.list_dashboards()["DashboardEntries"] == []
+    assert client("logs", moto_endpoint).describe_log_groups()["logGroups"] == []

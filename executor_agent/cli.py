@@ -127,7 +127,7 @@ def cmd_test_vm(settings: ExecutorSettings, repo: str, revision: str, name_only:
     except RuntimeUnavailable as exc:
         print(f"executor: {exc}", file=sys.stderr)
         return 1
-    workspace = ws.create(ws.workspace_root(settings.workspace_root), f"{settings.vm_prefix}-test-vm", 0, name)
+    workspace = ws.create(ws.workspace_root(settings.workspace_root), f"test-vm-{settings.vm_prefix}", 0, name)
     if repo:
         job = JobSpec(id=0, repositoryName=repo, commit=revision)
         redactor = Redactor({settings.frontend_password: DEFAULT_REPLACEMENT})

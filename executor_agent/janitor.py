@@ -16,7 +16,7 @@ from executor_agent.workspace import OWNER_FILE
 log = logging.getLogger(__name__)
 
 
-def stale_workspaces(root: Path, prefix: str, executor_name: str, active: set[int]) -> list[Path]:
+def stale_workspaces(root: Path, prefix: str, executor_name: str, is_active: Callable[[int], bool]) -> list[Path]:
     """Workspace directories of jobs this executor no longer runs, or of executors on this host that died."""
     hostname = socket.gethostname()
     stale = []
@@ -26,7 +26,7 @@ def stale_workspaces(root: Path, prefix: str, executor_name: str, active: set[in
         except (OSError, ValueError):
             continue  # not ours, or still being created
         if owner.get("executorName") == executor_name:
-            if owner.get("jobId") not in active:
+            if not is_active(int(owner.get("jobId", 0))):
                 stale.append(job_dir)
         elif owner.get("hostname") == hostname and not pid_alive(int(owner.get("pid", 0))):
             stale.append(job_dir)
@@ -55,10 +55,12 @@ class Janitor:
         self._thread = threading.Thread(target=self._run, name="janitor", daemon=True)
 
     def sweep(self) -> list[str]:
-        active = self.active_jobs()
-        removed = self.runtime.remove_orphans(active)
+        def is_active(job_id: int) -> bool:
+            return job_id in self.active_jobs()
+
+        removed = self.runtime.remove_orphans(is_active)
         if not self.keep_workspaces:
-            for job_dir in stale_workspaces(self.root, self.prefix, self.executor_name, active):
+            for job_dir in stale_workspaces(self.root, self.prefix, self.executor_name, is_active):
                 shutil.rmtree(job_dir, ignore_errors=True)
                 removed.append(str(job_dir))
         for item in removed:

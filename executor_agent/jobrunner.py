@@ -74,7 +74,7 @@ class JobRunner:
             timer.cancel()
             if workspace is not None and not self.settings.keep_workspaces:
                 workspace.remove()
-            streamer.stop()
+            streamer.stop(self.hard_stop.is_set)
             metrics.processor_handlers.labels(queue).dec()
         if streamer.gone is not None and stop.reason is None:
             stop.stop(StopReason.ABANDONED)

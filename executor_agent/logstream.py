@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
-from executor_agent.apiclient import ApiError, JobGone
+from executor_agent.apiclient import ApiError, JobGone, retry
 from executor_agent.durations import format_size
 from executor_agent.redaction import Redactor
 
@@ -134,7 +136,7 @@ class LogStreamer:
         entry.finish(exit_code)
         self._send(entry)
 
-    def _send(self, entry: LogEntry) -> None:
+    def _send(self, entry: LogEntry, strict: bool = False) -> None:
         with self._lock:
             if not entry.dirty or self.gone is not None:
                 return
@@ -148,6 +150,8 @@ class LogStreamer:
                 self.gone = exc
             except ApiError as exc:
                 entry.dirty = True
+                if strict:
+                    raise
                 log.warning("log entry %s not sent yet: %s", entry.key, exc)
 
     def _run(self) -> None:
@@ -155,9 +159,13 @@ class LogStreamer:
             for entry in list(self._entries):
                 self._send(entry)
 
-    def stop(self) -> None:
-        """Stop the periodic flush and make a last attempt for entries that are still unsent."""
+    def stop(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Stop the periodic flush, then deliver what is unsent, retrying until should_stop() (the result of the
+        job comes after its logs, so they are not lost to a short server outage)."""
         self._stop.set()
         self._thread.join()
         for entry in list(self._entries):
-            self._send(entry)
+            try:
+                retry(partial(self._send, entry, True), what=f"sending log entry {entry.key}", should_stop=should_stop)
+            except ApiError as exc:
+                log.error("log entry %s NOT delivered: %s", entry.key, exc)

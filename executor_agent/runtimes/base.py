@@ -68,8 +68,10 @@ class Runtime(Protocol):
         auth: dict[str, Any] | None = None,
     ) -> StepResult: ...
 
-    def remove_orphans(self, active_job_ids: set[int]) -> list[str]:
-        """Remove sandboxes no live job owns; returns what was removed."""
+    def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:
+        """Remove sandboxes no live job owns; returns what was removed.
+
+        is_active is asked at the moment of each decision: a job that starts during the sweep is not an orphan."""
         ...
 
     def start_sandbox(self, workspace: Workspace, name: str) -> str:

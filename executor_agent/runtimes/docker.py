@@ -13,6 +13,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,14 +205,14 @@ class DockerRuntime:
             return StepResult(code or 137, message)
         return StepResult(code)
 
-    def remove_orphans(self, active_job_ids: set[int]) -> list[str]:
+    def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:
         removed = []
         max_age = self.settings.maximum_runtime_per_job + 3600
         for container in self.client.containers.list(
             all=True, filters={"label": f"{L_PREFIX}={self.settings.vm_prefix}"}
         ):
             labels = container.labels
-            if not _is_orphan(labels, self.executor_name, self.hostname, active_job_ids, max_age):
+            if not _is_orphan(labels, self.executor_name, self.hostname, is_active, max_age):
                 continue
             try:
                 container.remove(force=True)
@@ -245,10 +246,12 @@ def _workdir(relative: str) -> str:
     return "/data/" + relative.strip("/") if relative.strip("/") else "/data"
 
 
-def _is_orphan(labels: dict[str, str], me: str, hostname: str, active: set[int], max_age: float) -> bool:
+def _is_orphan(
+    labels: dict[str, str], me: str, hostname: str, is_active: Callable[[int], bool], max_age: float
+) -> bool:
     job = int(labels.get(L_JOB, "0") or 0)
     if labels.get(L_EXECUTOR) == me:
-        return job not in active
+        return not is_active(job)
     if labels.get(L_HOST) == hostname:
         pid = int(labels.get(L_PID, "0") or 0)
         return not pid or not pid_alive(pid)

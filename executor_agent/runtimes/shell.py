@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from executor_agent.config import ExecutorSettings
@@ -66,7 +67,7 @@ class ShellRuntime:
         )
         return StepResult(code)
 
-    def remove_orphans(self, active_job_ids: set[int]) -> list[str]:
+    def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:
         # Processes die with their process group when the step is stopped; test-vm sandboxes are the leftovers.
         return []
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.executor_agent.helpers import (
@@ -171,7 +174,7 @@ def test_first_sigterm_drains_second_stops(fleet_server: FleetServer, agents: St
 
 
 def test_killed_agent_job_is_requeued_and_orphan_removed(
-    fleet_server: FleetServer, agents: StartAgent, docker_engine: DockerEngine
+    fleet_server: FleetServer, agents: StartAgent, docker_engine: DockerEngine, tmp_path: Path
 ) -> None:
     first = agents()
     job_id = submit(fleet_server, dockerSteps=busybox("echo started", "sleep 6"))
@@ -180,9 +183,48 @@ def test_killed_agent_job_is_requeued_and_orphan_removed(
     assert len(orphans) == 1
     first.signal(signal.SIGKILL)
     first.wait(10)
+    left_behind = list((tmp_path / "workspaces").iterdir())
+    assert len(left_behind) == 1
     # The server notices the missing heartbeats (stall time 3s in tests) and requeues the job.
     wait_for("the job to be requeued", lambda: wait_state(fleet_server, job_id, ("queued", "processing"))["numResets"])
     agents(EXECUTOR_NUM_TOTAL_JOBS="1")
     wait_for("the orphan to be removed", lambda: orphans[0] not in docker_engine.containers(), timeout=15)
     record = wait_state(fleet_server, job_id, timeout=60)
     assert record["state"] == "completed" and record["numResets"] == 1
+    assert not left_behind[0].exists(), "the janitor removes the dead executor's workspace too"
+
+
+def restart_server(server: FleetServer, **settings: str) -> None:
+    """Start the same server again (same port, tokens and database) after it was stopped."""
+    env = {**server.env, **{f"FLEET_{k.upper()}": v for k, v in settings.items()}}
+    with open(server.log_path, "ab") as log:
+        server.process = subprocess.Popen(
+            [sys.executable, "-m", "fleet", "server", "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=server.log_path.parent,
+        )
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for("the server to come back", healthy)
+
+
+def test_result_is_kept_and_resent_while_the_server_is_down(fleet_server: FleetServer, agents: StartAgent) -> None:
+    agent = agents()
+    job_id = submit(fleet_server, dockerSteps=busybox("echo started", "sleep 3", "echo finished"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, job_id, "step.docker.0"))
+    fleet_server.stop()
+    time.sleep(6)  # the job finishes while nobody can hear about it
+    # A long stall time, so the restarted server does not requeue the job before the agent gets through.
+    restart_server(fleet_server, stalled_job_seconds="120")
+    record = wait_state(fleet_server, job_id, timeout=60)
+    assert record["state"] == "completed"
+    assert "stdout: finished" in step_output(fleet_server, job_id, "step.docker.0")
+    assert "retrying in" in agent.log()
+    assert agent.process.poll() is None

@@ -139,11 +139,11 @@ def test_janitor_removes_containers_of_dead_executors_only(docker_runtime: Docke
     alive = container("other", os.getppid(), 6)
     mine_active = container("test-executor", 1, 7)
     try:
-        removed = docker_runtime.remove_orphans(active_job_ids={7})
+        removed = docker_runtime.remove_orphans(lambda job: job == 7)
         assert removed == [dead.name]
         names = {c.name for c in client.containers.list(all=True)}
         assert alive.name in names and mine_active.name in names
-        assert docker_runtime.remove_orphans(active_job_ids=set()) == [mine_active.name]
+        assert docker_runtime.remove_orphans(lambda job: False) == [mine_active.name]
     finally:
         for c in (dead, alive, mine_active):
             with contextlib.suppress(docker.errors.NotFound):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.rootfs import ensure_rootfs_tarball
+from tests.images.rootfs import downloaded_debs, ensure_rootfs_tarball
 from tests.images.wheelhouse import dependency_wheelhouse, project_wheel
 from tests.support.docker_engine import DockerEngine, start_docker_engine
 
@@ -139,8 +139,11 @@ def executor_machine(
 
 @pytest.fixture(scope="session")
 def mirror_machine(engine: DockerEngine, debian_image: str) -> Iterator[ProvisionRun]:
-    container = _container(engine, debian_image, "efl-mirror-image", (IMAGES, "/src/images"))
+    debs = downloaded_debs("docker-registry")
+    container = _container(engine, debian_image, "efl-mirror-image", (IMAGES, "/src/images"), (debs, "/debs"))
+    # The registry comes from a local .deb file (the air-gapped route of --deb-dir), not from the rootfs.
+    container.sh("dpkg --purge docker-registry")
     # The upstream is a second, plain registry in the same container (started by the tests): no network here.
-    command = "/src/images/mirror/provision-mirror.sh --upstream-url http://127.0.0.1:5002"
+    command = "/src/images/mirror/provision-mirror.sh --deb-dir /debs --upstream-url http://127.0.0.1:5002"
     yield _provision_twice(container, command, MIRROR_MANAGED)
     docker(engine, "rm", "-f", container.name)

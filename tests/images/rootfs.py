@@ -104,3 +104,18 @@ def _build(tarball: Path) -> None:
         partial = tarball.with_suffix(".partial")
         subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."], check=True)
         partial.rename(tarball)
+
+
+def downloaded_debs(*packages: str) -> Path:
+    """A folder with the .deb files of these packages, fetched once with `apt-get download` (cached)."""
+    dest = CACHE_DIR / ("debs-" + "-".join(sorted(packages)))
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / "debs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not dest.exists():
+            with tempfile.TemporaryDirectory(prefix="debs-", dir=CACHE_DIR) as tmp:
+                done = subprocess.run(["apt-get", "download", *packages], cwd=tmp, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RootfsError(f"apt-get download {' '.join(packages)} failed:\n{done.stderr[-2000:]}")
+                shutil.copytree(tmp, dest)
+    return dest

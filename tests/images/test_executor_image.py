@@ -114,6 +114,20 @@ def test_log_shipping_configs_are_valid(executor_machine: ProvisionRun) -> None:
     assert box.sh("systemctl is-enabled rsyslog.service")[1].strip() == "enabled"
 
 
+def test_no_poweroff_drop_in_comes_and_goes(executor_machine: ProvisionRun) -> None:
+    box = executor_machine.container
+    script = "/src/images/executor/provision-executor.sh --skip-install-all --wheelhouse /wheelhouse /dist/*.whl"
+    drop_in = "/etc/systemd/system/executor.service.d/no-poweroff.conf"
+    out = box.sh(f"{script} --no-poweroff")[1]
+    assert f"wrote {drop_in}" in out
+    assert "Environment=EXECUTOR_POWEROFF_COMMAND=true" in box.sh(f"cat {drop_in}")[1]
+    code, out = box.sh("systemd-analyze verify /etc/systemd/system/executor.service", check=False)
+    assert code == 0, out
+    out = box.sh(script)[1]
+    assert f"removed {drop_in}" in out
+    assert box.sh(f"test -e {drop_in}", check=False)[0] != 0
+
+
 @pytest.mark.terraform
 @pytest.mark.parametrize("template", startup_templates(), ids=lambda p: p.parts[-4])
 def test_terraform_env_file_is_read_by_the_agent(

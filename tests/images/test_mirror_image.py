@@ -26,15 +26,19 @@ EOF
 chown -R docker-registry: /srv/upstream
 # As the unit does it: its drop-in's ExecStartPre, then the registry as its own user with the mirror.env settings.
 install -d -o docker-registry -g docker-registry -m 0750 /mnt/registry
-setsid su -s /bin/sh docker-registry -c 'docker-registry serve /srv/upstream.yml' >/tmp/upstream.log 2>&1 &
+wait_for() {
+  for i in $(seq 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done
+  cat /tmp/upstream.log /tmp/mirror.log >&2
+  return 1
+}
+curl -fs -o /dev/null http://127.0.0.1:5002/v2/ ||
+  setsid su -s /bin/sh docker-registry -c 'docker-registry serve /srv/upstream.yml' >/tmp/upstream.log 2>&1 &
+# The proxy asks the upstream for its auth challenges at start and gives up when it cannot reach it (on a
+# machine, Restart=always in the unit's drop-in retries), so the upstream must be up first.
+wait_for http://127.0.0.1:5002/v2/
 setsid su -s /bin/sh docker-registry -c 'docker-registry serve /etc/docker/registry/config.yml' \
   >/tmp/mirror.log 2>&1 &
-for i in $(seq 100); do
-  curl -fs -o /dev/null http://127.0.0.1:5002/v2/ && curl -fs -o /dev/null http://127.0.0.1:5000/v2/ && exit 0
-  sleep 0.2
-done
-cat /tmp/upstream.log /tmp/mirror.log
-exit 1
+wait_for http://127.0.0.1:5000/v2/
 """
 
 # Push a one-layer image to the upstream with the registry HTTP API (monolithic blob uploads, schema 2 manifest).
@@ -71,6 +75,7 @@ echo "$layer_digest"
 
 
 def test_second_run_changes_nothing(mirror_machine: ProvisionRun) -> None:
+    assert "installing 1 package file(s) from /debs" in mirror_machine.first_output
     assert "wrote /etc/docker/registry/config.yml" in mirror_machine.first_output
     assert mirror_machine.listing_after_first.count("\n") > 20, "the checksum listing is suspiciously short"
     assert mirror_machine.listing_after_second == mirror_machine.listing_after_first

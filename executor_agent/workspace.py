@@ -79,7 +79,8 @@ def clone_commands(
         commands.append(
             ("setup.git.sparse-checkout", ["git", "sparse-checkout", "set", "--no-cone", *job.sparseCheckout])
         )
-    commands.append(("setup.git.checkout", ["git", "checkout", "--progress", "--force", job.commit]))
+    checkout = ["git", "-c", "advice.detachedHead=false", "checkout", "--progress", "--force", job.commit]
+    commands.append(("setup.git.checkout", checkout))
     return commands
 
 

@@ -16,6 +16,7 @@ from tests.executor_agent.helpers import (
     AgentProcess,
     add_queue,
     b64,
+    job,
     logs,
     make_repo,
     register_repo,
@@ -228,3 +229,25 @@ def test_result_is_kept_and_resent_while_the_server_is_down(fleet_server: FleetS
     assert "stdout: finished" in step_output(fleet_server, job_id, "step.docker.0")
     assert "retrying in" in agent.log()
     assert agent.process.poll() is None
+
+
+def test_several_queues_and_jobs_at_once(fleet_server: FleetServer, agents: StartAgent, tmp_path: Path) -> None:
+    agents(EXECUTOR_QUEUE_NAMES="batches,codeintel", EXECUTOR_QUEUE_NAME="", EXECUTOR_MAXIMUM_NUM_JOBS="2",
+           EXECUTOR_KEEP_WORKSPACES="true")  # fmt: skip
+    slow = busybox("echo started", "sleep 3", "echo kept > kept.txt")
+    a = submit(fleet_server, queue="batches", dockerSteps=slow)
+    b = submit(fleet_server, queue="codeintel", dockerSteps=slow)
+    third = submit(fleet_server, queue="batches", dockerSteps=busybox("true"))
+    for job_id in (a, b):
+        wait_for(f"job {job_id} to start", lambda j=job_id: "started" in step_output(fleet_server, j, "step.docker.0"))
+    # Two slots, both busy: the third job waits for one to free up.
+    assert job(fleet_server, third)["state"] == "queued"
+    assert all(wait_state(fleet_server, j)["state"] == "completed" for j in (a, b, third))
+    kept = sorted(p.read_text() for p in (tmp_path / "workspaces").glob("*/workspace/kept.txt"))
+    assert kept == ["kept\n", "kept\n"]  # EXECUTOR_KEEP_WORKSPACES
+
+
+def test_max_active_time_ends_with_exit_0(agents: StartAgent) -> None:
+    agent = agents(EXECUTOR_MAX_ACTIVE_TIME="2s")
+    assert agent.wait(20) == 0
+    assert "EXECUTOR_MAX_ACTIVE_TIME elapsed" in agent.log()

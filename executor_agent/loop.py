@@ -102,7 +102,10 @@ class Agent:
                 if self.draining.is_set():
                     continue
                 delay = next(delays)
-                log.warning("dequeue failed: %s; retrying in %.1fs", exc, delay)
+                hint = ""
+                if isinstance(exc, Refused) and exc.status == 401:
+                    hint = " (check that EXECUTOR_FRONTEND_PASSWORD equals the server's FLEET_EXECUTORS_ACCESS_TOKEN)"
+                log.warning("dequeue failed: %s%s; retrying in %.1fs", exc, hint, delay)
                 self.draining.wait(delay)
                 continue
             delays = backoff_delays()

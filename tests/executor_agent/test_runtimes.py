@@ -168,3 +168,13 @@ def test_shell_runtime_runs_in_the_workspace_and_stops_the_process_group(workspa
     time.sleep(0.2)
     # Gone, or a zombie waiting for a reaper: either way no longer running.
     assert not child.exists() or "State:\tZ" in child.read_text()
+
+
+def test_docker_host_mount_path_is_what_the_daemon_mounts(docker_engine: DockerEngine, workspace: Workspace) -> None:
+    runtime = DockerRuntime(
+        make_settings(docker_engine.host, EXECUTOR_DOCKER_HOST_MOUNT_PATH="/workspaces", EXECUTOR_JOB_MEMORY="0"),
+        "test-executor",
+    )
+    argv = runtime.describe(step("true", env=["A=1"]), workspace)
+    assert f"/workspaces/{workspace.job_dir.name}/workspace:/data" in argv
+    assert "--memory" not in argv and argv[argv.index("-e") : argv.index("-e") + 2] == ["-e", "A=1"]

@@ -1,5 +1,6 @@
-"""Renders the executor VM startup script exactly as the Terraform modules do: the shared `executor-env` module
-makes the environment file and `templatefile()` puts it into the module's startup script template. Real
+"""Renders the executor VM startup script as the Terraform executors modules do: the shared `executor-env` module
+makes the environment file (and the setup fragment around it), and `templatefile()` puts the module's outputs into
+the startup script template, bound to the template variables the executors module's main.tf binds them to. Real
 Terraform, no providers needed.
 """
 
@@ -21,7 +22,7 @@ class TerraformError(RuntimeError):
 
 
 def startup_templates() -> list[Path]:
-    return sorted(PROJECT.glob("terraform/*/modules/executors/*.tftpl"))
+    return sorted(PROJECT.glob("terraform/*/modules/executors/startup*.tftpl"))
 
 
 def template_variables(template: Path) -> set[str]:
@@ -33,12 +34,24 @@ def template_variables(template: Path) -> set[str]:
     return names - KEYWORDS
 
 
+def env_module_bindings(template: Path) -> dict[str, str]:
+    """Template variables the executors module fills from the executor-env module: {template var: output}."""
+    main = (template.parent / "main.tf").read_text()
+    call = re.search(
+        r'templatefile\("\$\{path\.module\}/' + re.escape(template.name) + r'",\s*\{(.*?)\}\)', main, flags=re.S
+    )
+    if call is None:
+        raise TerraformError(f"{template.parent / 'main.tf'} does not call templatefile() on {template.name}")
+    return dict(re.findall(r"(\w+)\s*=\s*module\.env\.(\w+)", call.group(1)))
+
+
 def render(template: Path, env: dict[str, str], workdir: Path, **values: str) -> str:
     if shutil.which("terraform") is None:
         raise TerraformError("terraform is not installed; see the Terraform install step in docs/terraform.md")
     workdir.mkdir(parents=True, exist_ok=True)
-    variables = {name: "" for name in template_variables(template)} | values
-    variables["env_file"] = "__ENV_FILE__"
+    bindings = env_module_bindings(template)
+    variables = {name: "" for name in template_variables(template) - set(bindings)} | values
+    from_module = ", ".join(f"{name} = module.env.{output}" for name, output in bindings.items())
     (workdir / "main.tf").write_text(
         f"""
 variable "env" {{
@@ -52,7 +65,7 @@ module "env" {{
   env    = var.env
 }}
 output "script" {{
-  value     = templatefile("{template}", merge(var.vars, {{ env_file = module.env.content }}))
+  value     = templatefile("{template}", merge(var.vars, {{ {from_module} }}))
   sensitive = true
 }}
 """

@@ -66,6 +66,7 @@ def test_unit_carries_the_image_contract(executor_machine: ProvisionRun) -> None
         "After=docker.service network-online.target",
         "BindsTo=docker.service",
         "Restart=on-failure",
+        "RestartPreventExitStatus=2",
         "EnvironmentFile=/etc/systemd/system/executor.env",
         "ExecStart=/opt/executor-fleet/bin/executor run",
         "ExecStartPre=/opt/executor-fleet/bin/executor install all",
@@ -128,6 +129,10 @@ def test_no_poweroff_drop_in_comes_and_goes(executor_machine: ProvisionRun) -> N
     assert box.sh(f"test -e {drop_in}", check=False)[0] != 0
 
 
+def test_there_is_a_terraform_startup_template() -> None:
+    assert startup_templates(), "no terraform/*/modules/executors/*.tftpl found to render"
+
+
 @pytest.mark.terraform
 @pytest.mark.parametrize("template", startup_templates(), ids=lambda p: p.parts[-4])
 def test_terraform_env_file_is_read_by_the_agent(
@@ -177,3 +182,12 @@ def test_terraform_env_file_is_read_by_the_agent(
         "memory": 8 * 1024**3,
     }
     assert box.sh("stat -c %a /etc/systemd/system/executor.env")[1].strip() == "600"
+
+    # The unit's ExecStartPre with these settings; --dry-run, since the container may not change iptables.
+    code, out = box.sh(
+        "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin bash -c 'set -a; . /etc/systemd/system/executor.env; set +a;"
+        " exec /opt/executor-fleet/bin/executor install all --dry-run'",
+        check=False,
+    )
+    assert code == 0, out
+    assert "already done: install Docker Engine" in out and "iptables" in out

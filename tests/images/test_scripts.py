@@ -155,6 +155,14 @@ def test_packer_template_builds_both_clouds_with_its_script(template: Path) -> N
     assert f'source "amazon-ebs" "{kind}"' in source and f'source "googlecompute" "{kind}"' in source
     assert f"/images/{kind}/provision-{kind}.sh" in source
     assert (IMAGES / kind / f"provision-{kind}.sh").exists()
+    help_text = subprocess.run(
+        ["bash", str(IMAGES / kind / f"provision-{kind}.sh"), "--help"], capture_output=True, text=True
+    ).stdout
+    # The script's command lines, and the flags the template assembles for them from paths on the build machine.
+    script_lines = [line for line in source.splitlines() if "provision-" in line or "${local.work}" in line]
+    options = set(re.findall(r"\"(--[a-z-]+)| (--[a-z-]+)", "\n".join(script_lines)))
+    for option in {a or b for a, b in options}:
+        assert option in help_text, f"{template.name} passes {option}, which provision-{kind}.sh does not know"
     declared = set(re.findall(r'^variable "(\w+)"', source, flags=re.M))
     used = set(re.findall(r"\bvar\.(\w+)", source))
     assert used <= declared, f"undeclared variables: {used - declared}"

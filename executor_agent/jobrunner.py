@@ -56,7 +56,9 @@ class JobRunner:
             {**job.redactedValues, self.settings.frontend_password: DEFAULT_REPLACEMENT, job.token: DEFAULT_REPLACEMENT}
         )
         client = self.api.for_job(job)
-        streamer = LogStreamer(client, redactor, self.settings.max_log_entry_bytes)
+        streamer = LogStreamer(
+            client, redactor, self.settings.max_log_entry_bytes, on_gone=lambda: stop.stop(StopReason.ABANDONED)
+        )
         timer = threading.Timer(self.settings.maximum_runtime_per_job, stop.stop, args=(StopReason.TIMEOUT,))
         timer.daemon = True
         timer.start()
@@ -76,8 +78,6 @@ class JobRunner:
                 workspace.remove()
             streamer.stop(self.hard_stop.is_set)
             metrics.processor_handlers.labels(queue).dec()
-        if streamer.gone is not None and stop.reason is None:
-            stop.stop(StopReason.ABANDONED)
         outcome = self._report(client, job, stop, failure, redactor)
         metrics.processor_total.labels(queue).inc()
         metrics.processor_duration.labels(queue).observe(time.monotonic() - started)
@@ -194,5 +194,5 @@ def deliver(client: JobClient, job_id: int, outcome: str, message: str, hard_sto
         log.error("job %s: result %s NOT delivered: %s", job_id, outcome, exc)
         return "undelivered"
     if message:
-        log.info("job %s: %s: %s", job_id, outcome, message)
+        log.warning("job %s: %s: %s", job_id, outcome, message)
     return outcome

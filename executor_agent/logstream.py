@@ -110,11 +110,13 @@ class LogEntry:
 class LogStreamer:
     """Sends a job's entries: at creation, then every FLUSH_INTERVAL while dirty, then once more when finished.
 
-    A failed send is not fatal: the next flush sends the whole entry again. JobGone is remembered so the job
-    runner can abandon the job.
+    A failed send is not fatal: the next flush sends the whole entry again. JobGone (the server no longer lets
+    this executor write about the job) calls on_gone, so the job is abandoned without waiting for a heartbeat.
     """
 
-    def __init__(self, sink: EntrySink, redactor: Redactor, cap: int) -> None:
+    def __init__(
+        self, sink: EntrySink, redactor: Redactor, cap: int, on_gone: Callable[[], object] = lambda: None
+    ) -> None:
         self._sink = sink
         self._redactor = redactor
         self._cap = cap
@@ -122,6 +124,7 @@ class LogStreamer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.gone: JobGone | None = None
+        self._on_gone = on_gone
         self._thread = threading.Thread(target=self._run, name="log-streamer", daemon=True)
         self._thread.start()
 
@@ -148,6 +151,7 @@ class LogStreamer:
                     self._sink.update_log_entry(entry.entry_id, entry.payload())
             except JobGone as exc:
                 self.gone = exc
+                self._on_gone()
             except ApiError as exc:
                 entry.dirty = True
                 if strict:

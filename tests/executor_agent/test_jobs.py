@@ -251,3 +251,21 @@ def test_max_active_time_ends_with_exit_0(agents: StartAgent) -> None:
     agent = agents(EXECUTOR_MAX_ACTIVE_TIME="2s")
     assert agent.wait(20) == 0
     assert "EXECUTOR_MAX_ACTIVE_TIME elapsed" in agent.log()
+
+
+def test_job_requeued_behind_a_slow_executor_is_abandoned(
+    fleet_server: FleetServer, agents: StartAgent, docker_engine: DockerEngine
+) -> None:
+    # Heartbeats slower than the server's 3s stall time: the server requeues the job while it runs.
+    agent = agents(EXECUTOR_HEARTBEAT_INTERVAL="20s", EXECUTOR_NUM_TOTAL_JOBS="1")
+    job_id = submit(fleet_server, dockerSteps=busybox("echo started", "while :; do echo tick; sleep 0.5; done"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, job_id, "step.docker.0"))
+    wait_for("the requeue", lambda: job(fleet_server, job_id)["numResets"] >= 1, timeout=20)
+    requeued = time.monotonic()
+    # The next log write is refused (the job token died with the requeue): the agent abandons the job without
+    # waiting for its next heartbeat.
+    assert agent.wait(20) == 0
+    assert time.monotonic() - requeued < 10
+    assert "abandoned (the server no longer assigns it to this executor)" in agent.log()
+    assert not docker_engine.containers(f"executor-fleet.job={job_id}")
+    assert job(fleet_server, job_id)["state"] == "queued"

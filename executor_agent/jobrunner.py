@@ -103,7 +103,11 @@ class JobRunner:
                     return
                 entry = streamer.open(key, argv)
                 began = time.monotonic()
-                code = run_host_command(argv, checkout, entry, stop, env=env)
+                if key == ws.SPARSE_KEY:
+                    ws.write_sparse_patterns(checkout, job.sparseCheckout)
+                    code = 0
+                else:
+                    code = run_host_command(argv, checkout, entry, stop, env=env)
                 streamer.close(entry, code)
                 metrics.observe_command(key, time.monotonic() - began, code != 0)
                 if code != 0 and not stop.is_set():

@@ -21,6 +21,8 @@ from urllib.parse import quote
 from executor_agent.job import FileEntry, JobFailure, JobSpec
 
 OWNER_FILE = "owner.json"
+SPARSE_KEY = "setup.git.sparse-checkout"
+SPARSE_FILE = ".git/info/sparse-checkout"
 
 
 @dataclass
@@ -75,13 +77,18 @@ def clone_commands(
         ("setup.git.fetch", [*fetch, "origin", job.commit]),
     ]
     if job.sparseCheckout:
+        # Patterns go straight into .git/info/sparse-checkout (non-cone), which every git >= 2.26 understands.
         commands.append(("setup.git.sparse-checkout-config", ["git", "config", "--local", "core.sparseCheckout", "1"]))
-        commands.append(
-            ("setup.git.sparse-checkout", ["git", "sparse-checkout", "set", "--no-cone", *job.sparseCheckout])
-        )
+        commands.append((SPARSE_KEY, ["write", SPARSE_FILE, *job.sparseCheckout]))
     checkout = ["git", "-c", "advice.detachedHead=false", "checkout", "--progress", "--force", job.commit]
     commands.append(("setup.git.checkout", checkout))
     return commands
+
+
+def write_sparse_patterns(checkout: Path, patterns: list[str]) -> None:
+    path = checkout / SPARSE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{p}\n" for p in patterns))
 
 
 def checkout_dir(workspace: Workspace, job: JobSpec) -> Path:

@@ -269,3 +269,26 @@ def test_job_requeued_behind_a_slow_executor_is_abandoned(
     assert "abandoned (the server no longer assigns it to this executor)" in agent.log()
     assert not docker_engine.containers(f"executor-fleet.job={job_id}")
     assert job(fleet_server, job_id)["state"] == "queued"
+
+
+def test_sparse_checkout_into_a_repository_directory(
+    fleet_server: FleetServer, agents: StartAgent, tmp_path: Path
+) -> None:
+    sha = make_repo(tmp_path / "origin", {"src/main.txt": "code\n", "docs/big.txt": "docs\n", "README": "r\n"})
+    register_repo(fleet_server, "github.com/acme/mono", tmp_path / "origin")
+    agents(EXECUTOR_NUM_TOTAL_JOBS="1")
+    job_id = submit(
+        fleet_server,
+        repositoryName="github.com/acme/mono",
+        repositoryDirectory="checkout",
+        commit=sha,
+        fetchTags=True,
+        sparseCheckout=["src/"],
+        dockerSteps=busybox("find checkout -path checkout/.git -prune -o -type f -print | sort"),
+    )
+    record = wait_state(fleet_server, job_id)
+    assert record["state"] == "completed", logs(fleet_server, job_id)
+    entries = logs(fleet_server, job_id)
+    assert entries["setup.git.sparse-checkout"]["command"] == ["write", ".git/info/sparse-checkout", "src/"]
+    assert "--tags" in entries["setup.git.fetch"]["command"]
+    assert entries["step.docker.0"]["out"] == "stdout: checkout/src/main.txt\n"

@@ -31,9 +31,12 @@ def render(tf: Terraform, name: str, outputs: dict[str, str], modules: str = "")
     return {k: str(v) for k, v in tf.output_json(directory).items()}
 
 
-def env_module(name: str, env: dict[str, str]) -> str:
+def env_module(name: str, env: dict[str, str], mirror: str = "") -> str:
     # Module sources must be literal: render directories sit two levels below the tree.
-    return f'module "{name}" {{\n  source = "../../common/executor-env"\n  env    = {_hcl(env)}\n}}\n'
+    return (
+        f'module "{name}" {{\n  source = "../../common/executor-env"\n  env    = {_hcl(env)}\n'
+        f"  docker_registry_mirror = {_hcl(mirror)}\n}}\n"
+    )
 
 
 def templatefile(relative: str, variables: dict[str, str]) -> str:

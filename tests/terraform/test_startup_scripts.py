@@ -33,19 +33,22 @@ def scripts(terraform_no_provider: Terraform) -> dict[str, str]:
     return render(
         terraform_no_provider,
         "startup",
-        modules=env_module("env", AGENT_ENV),
+        modules=env_module("env", AGENT_ENV, mirror="http://10.0.1.4:5000"),
         outputs={
             "aws_executor": templatefile(
                 "aws/modules/executors/startup.sh.tftpl",
                 {
-                    "env_file": "module.env.content",
-                    "docker_mirror_url": _hcl("http://10.0.1.4:5000"),
+                    "agent_setup": "module.env.setup_script",
                     "region": _hcl("us-west-2"),
                     "autoscaling_group_name": _hcl("executors-codeintel"),
                     "lifecycle_hook_name": _hcl("executors-codeintel-drain"),
                     "cloudwatch_agent_config": _hcl("{}"),
                 },
             ),
+            "google_executor": templatefile(
+                "google/modules/executors/startup.sh.tftpl", {"agent_setup": "module.env.setup_script"}
+            ),
+            "google_shutdown": templatefile("google/modules/executors/shutdown.sh.tftpl", {}),
             "mirror": templatefile(
                 "common/docker-mirror-startup/startup.sh.tftpl",
                 {
@@ -111,6 +114,27 @@ def test_executor_script_points_docker_at_mirror_and_starts_the_agent(scripts: d
     subprocess.run(["bash", "-n", str(drain)], check=True)
     assert "--lifecycle-hook-name 'executors-codeintel-drain'" in drain.read_text()
     assert "ExecStart=/usr/local/bin/executor-drain" in (root / "etc/systemd/system/executor-drain.service").read_text()
+
+
+def test_google_executor_script_writes_env_file_and_starts_the_agent(scripts: dict[str, str], tmp_path: Path) -> None:
+    # `systemctl list-unit-files` succeeds in the stub, as on an image with the Ops Agent installed.
+    root, calls = run_script(scripts["google_executor"], tmp_path, "EXECUTOR_STARTUP_ROOT", {"systemctl": STUB})
+    env_file = root / "etc/systemd/system/executor.env"
+    for name, value in AGENT_ENV.items():
+        assert read_env_file_like_a_shell(env_file, name) == value, name
+    assert json.loads((root / "etc/docker/daemon.json").read_text()) == {"registry-mirrors": ["http://10.0.1.4:5000"]}
+    assert calls == [
+        "systemctl restart docker.service",
+        "systemctl list-unit-files google-cloud-ops-agent.service",
+        "systemctl enable --now google-cloud-ops-agent.service",
+        "systemctl daemon-reload",
+        "systemctl enable --now executor.service",
+    ]
+
+
+def test_google_shutdown_script_stops_the_agent(scripts: dict[str, str], tmp_path: Path) -> None:
+    _, calls = run_script(scripts["google_shutdown"], tmp_path, "UNUSED", {"systemctl": STUB})
+    assert calls == ["systemctl stop executor.service"]
 
 
 MIRROR_STUBS = {

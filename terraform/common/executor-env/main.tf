@@ -20,5 +20,6 @@ locals {
 
   # Single quotes keep `$`, backslashes, double quotes and spaces literal for both systemd's EnvironmentFile
   # parser and a shell `source`; an embedded single quote closes the quote, is escaped, and reopens it.
-  lines = [for name in local.names : "${name}='${replace(local.present[name], "'", "'\\''")}'"]
+  lines   = [for name in local.names : "${name}='${replace(local.present[name], "'", "'\\''")}'"]
+  content = "${join("\n", local.lines)}\n"
 }

@@ -1,6 +1,6 @@
 output "content" {
   description = "The environment file: one NAME='value' line per setting, sorted by name, ending with a newline."
-  value       = "${join("\n", local.lines)}\n"
+  value       = local.content
   sensitive   = true
 
   precondition {
@@ -12,4 +12,10 @@ output "content" {
 output "names" {
   description = "The variable names written to the file, sorted."
   value       = local.names
+}
+
+output "setup_script" {
+  description = "Bash fragment for a VM's startup script: writes the environment file (mode 600, atomically) and points Docker at the mirror."
+  value       = templatefile("${path.module}/setup.sh.tftpl", { env_file = local.content, docker_mirror_url = var.docker_registry_mirror })
+  sensitive   = true
 }

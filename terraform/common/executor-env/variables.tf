@@ -7,3 +7,9 @@ variable "env" {
     error_message = "env: a value contains a line break, which an environment file cannot carry; remove it."
   }
 }
+
+variable "docker_registry_mirror" {
+  type        = string
+  default     = ""
+  description = "Registry mirror URL Docker is pointed at by `setup_script`; empty leaves Docker's configuration alone."
+}

@@ -42,8 +42,7 @@ locals {
   })
 
   startup_script = templatefile("${path.module}/startup.sh.tftpl", {
-    env_file                = module.env.content
-    docker_mirror_url       = var.docker_registry_mirror
+    agent_setup             = module.env.setup_script
     region                  = data.aws_region.current.name
     autoscaling_group_name  = local.name
     lifecycle_hook_name     = local.lifecycle_hook_name
@@ -54,8 +53,9 @@ locals {
 }
 
 module "env" {
-  source = "../../../common/executor-env"
-  env    = local.env
+  source                 = "../../../common/executor-env"
+  env                    = local.env
+  docker_registry_mirror = var.docker_registry_mirror
 }
 
 resource "aws_cloudwatch_log_group" "this" {

@@ -1,0 +1,39 @@
+# The suffix is drawn once and then kept: ignore_changes stops uuid() from renaming on every plan.
+resource "terraform_data" "suffix" {
+  count = var.randomize_resource_names ? 1 : 0
+  input = substr(replace(uuid(), "-", ""), 0, 6)
+
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+
+locals {
+  suffix = var.randomize_resource_names ? terraform_data.suffix[0].output : ""
+}
+
+resource "google_service_account" "metric_writer" {
+  project      = var.project_id
+  account_id   = "${var.resource_prefix}executor-metrics${local.suffix == "" ? "" : "-${local.suffix}"}"
+  display_name = "executor-fleet metrics publisher"
+}
+
+# The predefined roles/monitoring.metricWriter also allows writing any metric descriptor; creating time series is
+# all that publishing needs.
+resource "google_project_iam_custom_role" "metric_writer" {
+  project     = var.project_id
+  role_id     = replace("${var.resource_prefix}executorMetricWriter${local.suffix}", "-", "_")
+  title       = "executor-fleet metric writer"
+  description = "Write the executor queue size time series for autoscaling."
+  permissions = ["monitoring.timeSeries.create"]
+}
+
+resource "google_project_iam_member" "metric_writer" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.metric_writer.name
+  member  = "serviceAccount:${google_service_account.metric_writer.email}"
+}
+
+resource "google_service_account_key" "metric_writer" {
+  service_account_id = google_service_account.metric_writer.name
+}

@@ -1,5 +1,5 @@
 # Like single-executor, but nothing has a public IP: the subnet reaches the fleet server and Docker Hub through a
-# NAT gateway, and SSH/metrics are open only to the given ranges.
+# NAT gateway; SSH stays closed and metrics are open to 10.0.0.0/16 only.
 module "executors" {
   source = "../.."
 

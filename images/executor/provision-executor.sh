@@ -112,7 +112,7 @@ else
   CHANGED=1
 fi
 "$PREFIX/bin/executor" --help >/dev/null || die "$PREFIX/bin/executor --help failed; the install is broken"
-# The seeds' path, for people and scripts that expect the program there.
+# The conventional path of the executor program, for people and scripts that expect it there.
 link_file "$PREFIX/bin/executor" /usr/local/bin/executor
 
 # --- machine setup by the executor itself --------------------------------------------------------------------

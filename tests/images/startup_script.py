@@ -47,7 +47,7 @@ def env_module_bindings(template: Path) -> dict[str, str]:
 
 def render(template: Path, env: dict[str, str], workdir: Path, **values: str) -> str:
     if shutil.which("terraform") is None:
-        raise TerraformError("terraform is not installed; see the Terraform install step in docs/terraform.md")
+        raise TerraformError("terraform is not installed; install Terraform >= 1.9 (it renders the startup scripts)")
     workdir.mkdir(parents=True, exist_ok=True)
     bindings = env_module_bindings(template)
     variables = {name: "" for name in template_variables(template) - set(bindings)} | values

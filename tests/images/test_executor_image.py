@@ -12,7 +12,8 @@ import pytest
 from tests.images.conftest import ProvisionRun
 from tests.images.startup_script import render, startup_templates
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# The first test pays for the session fixtures: on a cold cache, building the Debian rootfs takes minutes.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 # Quotes of both kinds, `$`, a backslash and spaces: everything that could break between Terraform, the env file
 # and the settings class.

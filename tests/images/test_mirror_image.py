@@ -10,7 +10,8 @@ import pytest
 
 from tests.images.conftest import ProvisionRun
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# The first test pays for the session fixtures: on a cold cache, building the Debian rootfs takes minutes.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 START_REGISTRIES = r"""
 set -e

@@ -42,12 +42,16 @@ def dependency_wheelhouse() -> Path:
     with open(CACHE_DIR / "wheelhouse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not dest.exists():
-            with tempfile.TemporaryDirectory(prefix="wheelhouse-", dir=CACHE_DIR) as tmp:
+            with tempfile.TemporaryDirectory(prefix="tmp-wheelhouse-", dir=CACHE_DIR) as tmp:
                 # The build tools too: pip builds the project's sdist or source tree in an isolated environment.
                 _pip_wheel(Path(tmp), str(PROJECT), "setuptools>=68", "wheel")
                 for own in Path(tmp).glob("executor_fleet-*.whl"):
                     own.unlink()
                 shutil.copytree(tmp, dest)
+            # Wheelhouses of earlier pyproject.toml versions are not needed any more.
+            for stale in CACHE_DIR.glob("wheelhouse-*"):
+                if stale.is_dir() and stale != dest:
+                    shutil.rmtree(stale, ignore_errors=True)
     return dest
 
 

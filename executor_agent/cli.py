@@ -93,7 +93,11 @@ def cmd_run(settings: ExecutorSettings) -> int:
         return 1
     metrics_server = None
     if settings.metrics_addr:
-        metrics_server = MetricsServer(settings.metrics_addr, settings.node_exporter_url)
+        try:
+            metrics_server = MetricsServer(settings.metrics_addr, settings.node_exporter_url)
+        except OSError as exc:
+            print(f"executor: EXECUTOR_METRICS_ADDR={settings.metrics_addr!r}: cannot listen: {exc}", file=sys.stderr)
+            return CONFIG_EXIT_CODE
         metrics_server.start()
         log.info("metrics on port %d", metrics_server.port)
     api = ApiClient(settings.frontend_url, settings.frontend_password, name, executor_version())

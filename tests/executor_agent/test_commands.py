@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -161,3 +163,31 @@ def test_metrics_endpoints(node_exporter: str) -> None:
         assert reply.status_code == 404 and "NODE_EXPORTER_URL is not set" in reply.text
     finally:
         bare.stop()
+
+
+def test_install_iptables_rules_for_real_in_a_private_network_namespace(tmp_path: Path) -> None:
+    if shutil.which("unshare") is None or shutil.which("iptables") is None:
+        pytest.fail("needs unshare (util-linux) and iptables: apt-get install -y util-linux iptables")
+    env = {
+        "PATH": os.environ["PATH"],
+        "EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1",
+        "EXECUTOR_FRONTEND_PASSWORD": "unused-here",
+        "EXECUTOR_QUEUE_NAME": "batches",
+        "EXECUTOR_DOCKER_REGISTRY_MIRROR_URL": "http://10.0.1.4:5000",
+    }
+    install = f"{sys.executable} -m executor_agent install iptables-rules"
+    # A fresh network namespace has its own, empty iptables: the host's rules are never touched.
+    # DOCKER-USER is the chain dockerd creates; here the test stands in for dockerd.
+    script = f"iptables -N DOCKER-USER && {install} && echo ==== && {install} && echo ==== && iptables -S"
+    result = subprocess.run(
+        ["unshare", "--net", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second, rules = result.stdout.split("====\n")
+    assert "✓ iptables-rules: iptables -A EXECUTOR-FLEET -d 169.254.169.254/32 -j DROP" in first
+    assert "already done" not in first
+    assert all(line.startswith("✓ iptables-rules: already done") for line in second.splitlines())
+    assert "-A DOCKER-USER -i docker0 -j EXECUTOR-FLEET" in rules
+    assert "-A EXECUTOR-FLEET -d 10.0.1.4/32 -p tcp -m tcp --dport 5000 -j RETURN" in rules
+    assert rules.index("--dport 5000 -j RETURN") < rules.index("-d 10.0.0.0/8 -j DROP"), "mirror allowed first"
+    assert rules.count("-A EXECUTOR-FLEET") == 8

@@ -28,7 +28,7 @@ def chunks(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(database=None, max_examples=400, deadline=None)
 @given(leaky_output())
 def test_no_secret_survives_any_chunking(case: tuple[dict[str, str], bytes, list[int]]) -> None:
     secrets, data, cuts = case
@@ -42,7 +42,7 @@ def test_no_secret_survives_any_chunking(case: tuple[dict[str, str], bytes, list
     assert out == redactor.redact(data.decode("utf-8", errors="replace"))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(database=None, max_examples=200, deadline=None)
 @given(leaky_output())
 def test_log_entry_never_holds_a_secret(case: tuple[dict[str, str], bytes, list[int]]) -> None:
     secrets, data, cuts = case

@@ -1,11 +1,12 @@
 output "url" {
   description = "Registry mirror URL for the executors (EXECUTOR_DOCKER_REGISTRY_MIRROR_URL)."
-  value       = "http://${var.static_ip}:5000"
+  # Read from the instance so that executors launch only after the mirror holds its address in the subnet.
+  value = "http://${aws_instance.this.private_ip}:5000"
 }
 
 output "node_exporter_url" {
   description = "Node exporter of the mirror host (DOCKER_REGISTRY_NODE_EXPORTER_URL), or empty without one."
-  value       = var.node_exporter_image != "" ? "http://${var.static_ip}:9100" : ""
+  value       = var.node_exporter_image != "" ? "http://${aws_instance.this.private_ip}:9100" : ""
 }
 
 output "static_ip" {

@@ -8,7 +8,8 @@ locals {
   lifecycle_hook_name = "${local.name}-drain"
   log_group_name      = "/executor-fleet/${local.name}"
 
-  env = merge(var.extra_env, {
+  env = merge(var.extra_env, local.env_from_variables)
+  env_from_variables = {
     EXECUTOR_FRONTEND_URL               = var.sourcegraph_external_url
     EXECUTOR_FRONTEND_PASSWORD          = var.sourcegraph_executor_proxy_password
     EXECUTOR_QUEUE_NAME                 = var.queue_name
@@ -25,7 +26,7 @@ locals {
     DOCKER_REGISTRY_NODE_EXPORTER_URL   = var.docker_registry_node_exporter_url != "" ? var.docker_registry_node_exporter_url : null
     EXECUTOR_VM_PREFIX                  = "executor"
     SRC_LOG_LEVEL                       = var.log_level
-  })
+  }
 
   cloudwatch_agent_config = jsonencode({
     logs = {

@@ -298,6 +298,11 @@ variable "extra_env" {
   type        = map(string)
   default     = {}
   description = "Further agent settings by environment name (for example EXECUTOR_KEEP_WORKSPACES); only the agent's names are accepted."
+
+  validation {
+    condition     = length(setintersection(keys(var.extra_env), nonsensitive(keys(local.env_from_variables)))) == 0
+    error_message = "extra_env: ${join(", ", sort(setintersection(keys(var.extra_env), nonsensitive(keys(local.env_from_variables)))))} is set by this module's own variables (e.g. queue_name, maximum_num_jobs); use those instead."
+  }
 }
 
 variable "log_retention_days" {

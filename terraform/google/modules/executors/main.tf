@@ -2,7 +2,8 @@ locals {
   name              = "${var.resource_prefix}executors-${var.instance_tag}"
   metric_queue_name = var.queue_name != null ? var.queue_name : join("_", sort(var.queue_names))
 
-  env = merge(var.extra_env, {
+  env = merge(var.extra_env, local.env_from_variables)
+  env_from_variables = {
     EXECUTOR_FRONTEND_URL               = var.sourcegraph_external_url
     EXECUTOR_FRONTEND_PASSWORD          = var.sourcegraph_executor_proxy_password
     EXECUTOR_QUEUE_NAME                 = var.queue_name
@@ -19,7 +20,7 @@ locals {
     DOCKER_REGISTRY_NODE_EXPORTER_URL   = var.docker_registry_node_exporter_url != "" ? var.docker_registry_node_exporter_url : null
     EXECUTOR_VM_PREFIX                  = "executor"
     SRC_LOG_LEVEL                       = var.log_level
-  })
+  }
 
   startup_script  = templatefile("${path.module}/startup.sh.tftpl", { agent_setup = module.env.setup_script })
   shutdown_script = templatefile("${path.module}/shutdown.sh.tftpl", {})

@@ -198,3 +198,26 @@ run "rejects_zero_jobs_per_instance" {
 
   expect_failures = [var.jobs_per_instance_scaling]
 }
+
+run "rejects_extra_env_overriding_a_variable" {
+  command = plan
+
+  variables {
+    extra_env = { EXECUTOR_QUEUE_NAME = "batches", EXECUTOR_KEEP_WORKSPACES = "true" }
+  }
+
+  expect_failures = [var.extra_env]
+}
+
+run "passes_extra_agent_settings" {
+  command = plan
+
+  variables {
+    extra_env = { EXECUTOR_KEEP_WORKSPACES = "true" }
+  }
+
+  assert {
+    condition     = strcontains(output.startup_script, "EXECUTOR_KEEP_WORKSPACES='true'\n")
+    error_message = "extra_env settings must reach the env file"
+  }
+}

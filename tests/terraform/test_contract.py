@@ -30,9 +30,10 @@ CLOUDS = ["aws", "google"]
 
 
 def env_names_set_by(cloud: str) -> set[str]:
-    """The names in the executors module's `local.env` (the map the startup script writes)."""
-    (local_blocks,) = [b for b in load(REPO_TERRAFORM / cloud / "modules/executors/main.tf")["locals"] if "env" in b]
-    return set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", str(local_blocks["env"])))
+    """The names the executors module's variables put in the env file (`local.env_from_variables`)."""
+    main = load(REPO_TERRAFORM / cloud / "modules/executors/main.tf")
+    (local_blocks,) = [b for b in main["locals"] if "env_from_variables" in b]
+    return set(local_blocks["env_from_variables"])
 
 
 def test_env_module_accepts_only_agent_settings() -> None:

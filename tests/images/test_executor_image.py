@@ -5,6 +5,7 @@ Engine, air-gapped: Debian packages already present, Python dependencies from a 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -87,11 +88,12 @@ def test_node_exporter_listens_on_loopback_only(executor_machine: ProvisionRun) 
         "ExecStart=",
         "ExecStart=/usr/bin/prometheus-node-exporter --web.listen-address=127.0.0.1:9100 $ARGS",
     ]
-    # Start it the way the unit would (no systemd here) and see where it listens.
+    # Start it with the unit's own command line, as its user and with its environment file (no systemd here),
+    # and see where it listens.
+    command = exec_start[-1].removeprefix("ExecStart=")
     box.sh(
         "set -a; . /etc/default/prometheus-node-exporter; set +a;"
-        " (setsid su -s /bin/sh prometheus -c"
-        " '/usr/bin/prometheus-node-exporter --web.listen-address=127.0.0.1:9100 $ARGS' >/tmp/ne.log 2>&1 &)"
+        f" (setsid su -p -s /bin/sh prometheus -c {shlex.quote(command)} >/tmp/ne.log 2>&1 &)"
     )
     code, out = box.sh(
         "for i in $(seq 50); do curl -fsS http://127.0.0.1:9100/metrics >/tmp/m && break; sleep 0.2; done;"
@@ -99,7 +101,8 @@ def test_node_exporter_listens_on_loopback_only(executor_machine: ProvisionRun) 
         check=False,
     )
     assert code == 0, out
-    listening = out.split()[1:]
+    node_series, *listening = out.split()
+    assert int(node_series) > 100, out
     # 0100007F:238C is 127.0.0.1:9100 in /proc/net/tcp's notation.
     assert "0100007F:238C" in listening, out
     assert not any(addr.endswith(":238C") and addr != "0100007F:238C" for addr in listening), out

@@ -133,3 +133,23 @@ def test_healthcheck_fails_when_the_registry_is_down(mirror_machine: ProvisionRu
         assert "registry API http://127.0.0.1:5000/v2/ does not answer 200" in out
     finally:
         box.sh(START_REGISTRIES)
+
+
+def test_mirror_env_overrides_the_upstream(mirror_machine: ProvisionRun) -> None:
+    """A startup script can point the cache elsewhere through mirror.env (the unit's EnvironmentFile=)."""
+    box = mirror_machine.container
+    box.sh(START_REGISTRIES)
+    box.sh("pkill -f '^docker-registry serve /etc/docker/registry/config.yml'; sleep 0.5")
+    try:
+        box.sh("echo \"REGISTRY_PROXY_REMOTEURL='http://127.0.0.1:5009'\" > /etc/docker/registry/mirror.env")
+        # Nothing listens on 5009: a registry that took the override gives up at start, naming that address.
+        code, out = box.sh(
+            "set -a; . /etc/docker/registry/mirror.env; set +a;"
+            " su -p -s /bin/sh docker-registry -c 'timeout 20 docker-registry serve /etc/docker/registry/config.yml'",
+            check=False,
+        )
+        assert code not in (0, 124), out
+        assert "127.0.0.1:5009" in out
+    finally:
+        box.sh("rm -f /etc/docker/registry/mirror.env")
+        box.sh(START_REGISTRIES)

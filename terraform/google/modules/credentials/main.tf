@@ -13,8 +13,9 @@ locals {
 }
 
 resource "google_service_account" "metric_writer" {
-  project      = var.project_id
-  account_id   = "${var.resource_prefix}executor-metrics${local.suffix == "" ? "" : "-${local.suffix}"}"
+  project = var.project_id
+  # Account ids allow 30 characters: prefix (10) + "exec-metrics" (12) + "-" and the suffix (7).
+  account_id   = "${var.resource_prefix}exec-metrics${local.suffix == "" ? "" : "-${local.suffix}"}"
   display_name = "executor-fleet metrics publisher"
 }
 

@@ -34,8 +34,9 @@ module "env" {
 }
 
 resource "google_service_account" "this" {
-  project      = var.project_id
-  account_id   = substr(replace(local.name, "_", "-"), 0, 30)
+  project = var.project_id
+  # Account ids allow 30 characters; a digest of the pool's full name keeps them unique and valid.
+  account_id   = "executor-${substr(sha1(local.name), 0, 12)}"
   display_name = "executor-fleet ${local.name}"
 }
 
@@ -47,8 +48,9 @@ resource "google_project_iam_member" "this" {
 }
 
 resource "google_compute_instance_template" "this" {
-  project      = var.project_id
-  name_prefix  = "${local.name}-"
+  project = var.project_id
+  # Google allows 37 characters of prefix (it appends a 26-character suffix).
+  name_prefix  = "${substr(local.name, 0, 36)}-"
   machine_type = var.machine_type
   tags         = ["executor", local.name] # "executor" is what the networking firewall rules target
   labels       = local.labels

@@ -13,11 +13,20 @@ from pathlib import Path
 import pytest
 
 from tests.terraform.harness import Terraform, copy_tree, find_provider_mirror, find_terraform
+from tests.terraform.moto_fleet import MotoFleet
+
+WANTS_MOTO_FLEET = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[WANTS_MOTO_FLEET] = any("moto_fleet" in getattr(item, "fixturenames", ()) for item in items)
 
 
 @pytest.fixture(scope="session")
-def terraform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terraform]:
+def terraform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terraform]:
     """Terraform on a session-wide copy of the tree, with the AWS provider from the local mirror."""
+    if request.config.stash.get(WANTS_MOTO_FLEET, False):
+        request.getfixturevalue("moto_fleet")  # starts the moto apply now, to overlap with the other tests
     tf = Terraform(find_terraform(), find_provider_mirror(), copy_tree(tmp_path_factory.mktemp("tf") / "terraform"))
     yield tf
     slowest = sorted(tf.timings.items(), key=lambda item: -item[1])[:8]
@@ -64,3 +73,12 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.kill()
         proc.wait()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def moto_fleet(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoFleet]:
+    """`examples/single-executor` being applied against moto in the background; destroyed at the end in any case."""
+    fleet = MotoFleet(moto_endpoint, tmp_path_factory.mktemp("moto-tf"))
+    fleet.start()
+    yield fleet
+    fleet.destroy()

@@ -1,8 +1,8 @@
 """`examples/single-executor` applied for real by terraform and the AWS provider against a moto server on loopback.
 
 Moto stands in for AWS because nothing else can answer the AWS APIs here; the provider, terraform and boto3 are the
-real ones, pointed at it with AWS_ENDPOINT_URL. The endpoint and dummy credentials live only in this test's
-provider override file, never in the modules.
+real ones, pointed at it with AWS_ENDPOINT_URL. The endpoint and dummy credentials live only in the provider
+override file `moto_fleet.py` writes, never in the modules. The apply itself runs in the background (`moto_fleet`).
 """
 
 from __future__ import annotations
@@ -11,30 +11,15 @@ import base64
 import json
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.terraform.harness import Terraform, copy_tree
+from tests.terraform.moto_fleet import MotoFleet, client
 from tests.terraform.render import TRICKY_PASSWORD
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
-
-EXAMPLE = "aws/examples/single-executor"
-REGION = "us-west-2"
-PROVIDER_OVERRIDE = f"""provider "aws" {{
-  region                      = "{REGION}"
-  access_key                  = "moto"
-  secret_key                  = "moto"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-}}
-"""
 
 # Attributes moto reads back differently from what it was given, so a second plan shows them as updates even though
 # nothing drifted. Anything else changing on the second plan is a real idempotency bug and fails the test.
@@ -53,37 +38,10 @@ MOTO_READBACK_GAPS = {
 }
 
 
-def client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service, region_name=REGION, endpoint_url=endpoint, aws_access_key_id="moto", aws_secret_access_key="moto"
-    )
-
-
 @pytest.fixture(scope="module")
-def applied(terraform: Terraform, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    tree = copy_tree(tmp_path_factory.mktemp("moto-tf") / "terraform")
-    tf = Terraform(terraform.binary, terraform.plugin_dir, tree, terraform.timings)
-    directory = tree / EXAMPLE
-    (directory / "moto_override.tf").write_text(PROVIDER_OVERRIDE)
-    images = [image["ImageId"] for image in client("ec2", moto_endpoint).describe_images()["Images"][:2]]
-    (directory / "terraform.tfvars.json").write_text(
-        json.dumps(
-            {
-                "region": REGION,
-                "availability_zone": f"{REGION}a",
-                "executor_ami": images[0],
-                "docker_mirror_ami": images[1],
-                "executor_sourcegraph_external_url": "http://127.0.0.1:3080",
-                "executor_sourcegraph_executor_proxy_password": TRICKY_PASSWORD,
-            }
-        )
-    )
-    env = {"AWS_ENDPOINT_URL": moto_endpoint}
-    tf.init(EXAMPLE)
-    tf.check(directory, "apply", "-auto-approve", "-input=false", env=env, timeout=600)
-    yield tf, directory, env, tf.output_json(directory)
-    # Destroy is asserted by its own test; this makes sure nothing is left even when an assertion failed earlier.
-    tf.run(directory, "destroy", "-auto-approve", "-input=false", env=env, timeout=600)
+def applied(moto_fleet: MotoFleet) -> Any:
+    outputs = moto_fleet.wait()
+    return moto_fleet.tf, moto_fleet.directory, moto_fleet.env, outputs
 
 
 def test_autoscaling_group_scales_from_zero_on_the_queue_metric(applied: Any, moto_endpoint: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.terraform.harness import REPO_TERRAFORM, Terraform, find_terraform
@@ -31,8 +33,6 @@ TESTED_MODULES = [
 
 
 def test_every_file_is_terraform_fmt_clean() -> None:
-    import subprocess
-
     proc = subprocess.run(
         [find_terraform(), "fmt", "-check", "-recursive", "-diff", str(REPO_TERRAFORM)],
         capture_output=True,

@@ -19,7 +19,6 @@ from typing import Any
 
 import docker
 import docker.errors
-from docker.models.containers import Container
 
 from executor_agent.config import ExecutorSettings
 from executor_agent.durations import format_size
@@ -131,6 +130,27 @@ class DockerRuntime:
             return f"image {image!r} is not available: not present locally and pulling it failed: {_explain(exc)}"
         return ""
 
+    def _create(self, step: StepRun, workspace: Workspace, name: str) -> str:
+        # The low-level API: the high-level one inspects every container it creates, a round trip per step.
+        api = self.client.api
+        host_config = api.create_host_config(
+            binds={self._host_path(workspace): {"bind": "/data", "mode": "rw"}},
+            # An init process forwards SIGTERM to the script, which as PID 1 would ignore it.
+            init=True,
+            **self._resources(),
+        )
+        created = api.create_container(
+            step.image,
+            entrypoint=["/bin/sh", "-c"],
+            command=[step.script()],
+            working_dir=_workdir(step.dir),
+            environment=step.env,
+            labels=self._labels(step.job_id),
+            name=name,
+            host_config=host_config,
+        )
+        return str(created["Id"])
+
     def run_step(
         self,
         step: StepRun,
@@ -139,25 +159,16 @@ class DockerRuntime:
         stop: StopSignal,
         auth: dict[str, Any] | None = None,
     ) -> StepResult:
-        problem = self._ensure_image(step.image, auth)
-        if problem:
-            entry.note(problem)
-            return StepResult(125, problem)
         name = f"{self.settings.vm_prefix}-{step.job_id}-{secrets.token_hex(4)}"
         try:
-            container: Container = self.client.containers.create(
-                step.image,
-                entrypoint=["/bin/sh", "-c"],
-                command=[step.script()],
-                working_dir=_workdir(step.dir),
-                environment=step.env,
-                volumes={self._host_path(workspace): {"bind": "/data", "mode": "rw"}},
-                labels=self._labels(step.job_id),
-                name=name,
-                # An init process forwards SIGTERM to the script, which as PID 1 would ignore it.
-                init=True,
-                **self._resources(),
-            )
+            try:
+                container = self._create(step, workspace, name)
+            except docker.errors.ImageNotFound:
+                problem = self._ensure_image(step.image, auth)
+                if problem:
+                    entry.note(problem)
+                    return StepResult(125, problem)
+                container = self._create(step, workspace, name)
         except docker.errors.APIError as exc:
             message = f"could not create the container for {step.key}: {_explain(exc)}"
             entry.note(message)
@@ -166,12 +177,13 @@ class DockerRuntime:
             return self._run(container, entry, stop)
         finally:
             try:
-                container.remove(force=True)
+                self.client.api.remove_container(container, force=True)
             except docker.errors.APIError as exc:
                 log.warning("container %s not removed (the janitor will retry): %s", name, exc)
 
-    def _run(self, container: Container, entry: LogEntry, stop: StopSignal) -> StepResult:
-        output = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+    def _run(self, container: str, entry: LogEntry, stop: StopSignal) -> StepResult:
+        api = self.client.api
+        output = api.attach(container, stdout=True, stderr=True, stream=True, logs=True, demux=True)
 
         def pump() -> None:
             for out, err in output:
@@ -182,27 +194,27 @@ class DockerRuntime:
 
         reader = threading.Thread(target=pump, name="container-output", daemon=True)
         reader.start()
-        container.start()
+        api.start(container)
         finished = threading.Event()
 
         def signal_container(sig: int) -> None:
             with contextlib.suppress(docker.errors.APIError):  # already gone
-                container.kill(signal=sig)
+                api.kill(container, signal=sig)
 
         watcher = _on_stop(stop, signal_container, finished.is_set)
         try:
-            status = container.wait()
+            status = api.wait(container)
         finally:
             finished.set()
             watcher.set()
         reader.join(timeout=STOP_GRACE_SECONDS)
         code = int(status.get("StatusCode", 1))
-        container.reload()
-        if container.attrs.get("State", {}).get("OOMKilled"):
+        # Only a failed step can have been killed for memory: the success path skips the extra round trip.
+        if code != 0 and api.inspect_container(container).get("State", {}).get("OOMKilled"):
             limit = format_size(self.settings.job_memory)
             message = f"killed: the step used more than its memory limit of {limit} (EXECUTOR_JOB_MEMORY)"
             entry.note(message)
-            return StepResult(code or 137, message)
+            return StepResult(code, message)
         return StepResult(code)
 
     def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:

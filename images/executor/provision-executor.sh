@@ -86,7 +86,7 @@ install_debs "$DEB_DIR" "${PACKAGES[@]}" "${extra[@]}"
 # A fingerprint of what was installed: the same wheel/sdist/tree again means nothing to do.
 source_fingerprint() {
   if [ -d "$SOURCE" ]; then
-    (cd "$SOURCE" && find . \( -name '.*' -o -name '__pycache__' -o -name '*.egg-info' -o -name build \
+    (cd "$SOURCE" && find . -mindepth 1 \( -name '.*' -o -name '__pycache__' -o -name '*.egg-info' -o -name build \
       -o -name tests -o -name bench -o -name docs \) -prune -o -type f -print0 | LC_ALL=C sort -z |
       xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
   else

@@ -131,6 +131,7 @@ def executor_machine(
         (IMAGES, "/src/images"),
         (dependency_wheelhouse(), "/wheelhouse"),
         (dist, "/dist"),
+        (IMAGES.parent, "/src/project"),
     )
     command = f"/src/images/executor/provision-executor.sh --wheelhouse /wheelhouse /dist/{wheel.name}"
     yield _provision_twice(container, command, EXECUTOR_MANAGED)

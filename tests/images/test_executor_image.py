@@ -133,6 +133,27 @@ def test_no_poweroff_drop_in_comes_and_goes(executor_machine: ProvisionRun) -> N
     assert box.sh(f"test -e {drop_in}", check=False)[0] != 0
 
 
+def test_installs_from_a_source_tree_once(executor_machine: ProvisionRun) -> None:
+    box = executor_machine.container
+    # pip builds a source tree in place, so it gets a writable copy.
+    box.sh(
+        "rm -rf /tmp/project && mkdir /tmp/project && tar -C /src/project --exclude=./.git --exclude=./.venv"
+        " --exclude='*/__pycache__' --exclude=./.mypy_cache --exclude=./.ruff_cache -cf - . | tar -C /tmp/project -xf -"
+    )
+    script = "/src/images/executor/provision-executor.sh --skip-install-all --wheelhouse /wheelhouse /tmp/project"
+    out = box.sh(script)[1]
+    assert "installing executor-fleet from /tmp/project into /opt/executor-fleet" in out
+    assert box.sh("executor validate --help")[0] == 0
+    out = box.sh(script)[1]
+    assert "unchanged /opt/executor-fleet (executor-fleet from /tmp/project)" in out
+    assert "done: nothing changed" in out
+    # A changed tree is installed again, although its version number stayed the same.
+    box.sh("echo '# changed' >> /tmp/project/executor_agent/__init__.py")
+    out = box.sh(script)[1]
+    assert "installing executor-fleet from /tmp/project" in out
+    assert "# changed" in box.sh("cat /opt/executor-fleet/lib/python3*/site-packages/executor_agent/__init__.py")[1]
+
+
 def test_there_is_a_terraform_startup_template() -> None:
     assert startup_templates(), "no terraform/*/modules/executors/*.tftpl found to render"
 

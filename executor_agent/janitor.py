@@ -1,10 +1,16 @@
-"""Periodic cleanup: containers and workspaces that no live job owns (left behind by a crash or a kill -9)."""
+"""Periodic cleanup: containers, workspaces and host processes that no live job owns (left by a crash or kill -9).
+
+Workspaces are kept with EXECUTOR_KEEP_WORKSPACES, and so are the processes running in them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -31,6 +37,25 @@ def stale_workspaces(root: Path, prefix: str, executor_name: str, is_active: Cal
         elif owner.get("hostname") == hostname and not pid_alive(int(owner.get("pid", 0))):
             stale.append(job_dir)
     return stale
+
+
+def kill_processes_in(job_dir: Path) -> list[int]:
+    """SIGKILL every process whose working directory is inside job_dir: host steps a dead executor left running."""
+    root = str(job_dir.resolve())
+    killed = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        pid = int(proc.name)
+        if pid == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue  # gone, or not ours to look at
+        if cwd == root or cwd.startswith(root + "/"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    return killed
 
 
 class Janitor:
@@ -61,6 +86,7 @@ class Janitor:
         removed = self.runtime.remove_orphans(is_active)
         if not self.keep_workspaces:
             for job_dir in stale_workspaces(self.root, self.prefix, self.executor_name, is_active):
+                removed += [f"process {pid} in {job_dir}" for pid in kill_processes_in(job_dir)]
                 shutil.rmtree(job_dir, ignore_errors=True)
                 removed.append(str(job_dir))
         for item in removed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -292,3 +293,33 @@ def test_sparse_checkout_into_a_repository_directory(
     assert entries["setup.git.sparse-checkout"]["command"] == ["write", ".git/info/sparse-checkout", "src/"]
     assert "--tags" in entries["setup.git.fetch"]["command"]
     assert entries["step.docker.0"]["out"] == "stdout: checkout/src/main.txt\n"
+
+
+def processes_in(directory: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd").startswith(str(directory)):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_shell_runtime_job_and_orphaned_host_processes(
+    fleet_server: FleetServer, agents: StartAgent, tmp_path: Path
+) -> None:
+    shell = {"EXECUTOR_RUNTIME": "shell", "EXECUTOR_TRUSTED_QUEUES": "batches"}
+    first = agents(**shell)
+    job_id = submit(fleet_server, dockerSteps=busybox("echo started in $PWD", "sleep 6", "echo slept"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, job_id, "step.docker.0"))
+    assert f"started in {tmp_path / 'workspaces'}" in step_output(fleet_server, job_id, "step.docker.0")
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    orphans = processes_in(tmp_path / "workspaces")
+    assert orphans, "the killed executor's step keeps running on the host"
+    agents(**shell, EXECUTOR_NUM_TOTAL_JOBS="1")
+    wait_for("the orphaned processes to be killed", lambda: not set(orphans) & set(processes_in(tmp_path)), timeout=15)
+    record = wait_state(fleet_server, job_id, timeout=60)
+    assert record["state"] == "completed" and record["numResets"] == 1
+    assert "stdout: slept" in step_output(fleet_server, job_id, "step.docker.0")

@@ -38,7 +38,9 @@ def env_module_bindings(template: Path) -> dict[str, str]:
     """Template variables the executors module fills from the executor-env module: {template var: output}."""
     main = (template.parent / "main.tf").read_text()
     call = re.search(
-        r'templatefile\("\$\{path\.module\}/' + re.escape(template.name) + r'",\s*\{(.*?)\}\)', main, flags=re.S
+        r'templatefile\("\$\{path\.module\}/' + re.escape(template.name) + r'",\s*\{(.*?)\}\)',
+        main,
+        flags=re.S,
     )
     if call is None:
         raise TerraformError(f"{template.parent / 'main.tf'} does not call templatefile() on {template.name}")

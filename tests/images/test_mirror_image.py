@@ -91,7 +91,11 @@ def test_units_pass_systemd_analyze_verify(mirror_machine: ProvisionRun) -> None
         check=False,
     )
     assert code == 0, out
-    for unit in ("docker-registry.service", "registry-mirror-health.timer", "prometheus-node-exporter.service"):
+    for unit in (
+        "docker-registry.service",
+        "registry-mirror-health.timer",
+        "prometheus-node-exporter.service",
+    ):
         assert box.sh(f"systemctl is-enabled {unit}", check=False)[1].strip() == "enabled", unit
 
 

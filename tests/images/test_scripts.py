@@ -43,12 +43,28 @@ def test_shellcheck(script: Path) -> None:
 @pytest.mark.parametrize(
     ("script", "args", "message"),
     [
-        ("executor/provision-executor.sh", ["--wheelhouse", "/nonexistent/wheels"], "--wheelhouse /nonexistent/wheels"),
-        ("executor/provision-executor.sh", ["/nonexistent/pkg.whl"], "SOURCE=/nonexistent/pkg.whl does not exist"),
+        (
+            "executor/provision-executor.sh",
+            ["--wheelhouse", "/nonexistent/wheels"],
+            "--wheelhouse /nonexistent/wheels",
+        ),
+        (
+            "executor/provision-executor.sh",
+            ["/nonexistent/pkg.whl"],
+            "SOURCE=/nonexistent/pkg.whl does not exist",
+        ),
         ("executor/provision-executor.sh", ["--frobnicate"], "unknown option --frobnicate"),
         ("executor/provision-executor.sh", ["--deb-dir"], "--deb-dir needs a directory"),
-        ("mirror/provision-mirror.sh", ["--upstream-url", "ftp://x"], "--upstream-url ftp://x is not an http(s) URL"),
-        ("mirror/provision-mirror.sh", ["--storage", "relative/dir"], "--storage relative/dir is not an absolute"),
+        (
+            "mirror/provision-mirror.sh",
+            ["--upstream-url", "ftp://x"],
+            "--upstream-url ftp://x is not an http(s) URL",
+        ),
+        (
+            "mirror/provision-mirror.sh",
+            ["--storage", "relative/dir"],
+            "--storage relative/dir is not an absolute",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_before_touching_the_machine(script: str, args: list[str], message: str) -> None:

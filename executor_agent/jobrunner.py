@@ -74,8 +74,8 @@ class JobRunner:
             failure = JobFailure(f"executor error: {type(exc).__name__}: {exc}")
         finally:
             timer.cancel()
-            if workspace is not None and not self.settings.keep_workspaces:
-                workspace.remove()
+            if workspace is not None:
+                self._teardown(workspace, streamer)
             streamer.stop(self.hard_stop.is_set)
             metrics.processor_handlers.labels(queue).dec()
         outcome = self._report(client, job, stop, failure, redactor)
@@ -85,6 +85,15 @@ class JobRunner:
             metrics.processor_errors.labels(queue).inc()
         log.info("job %s: %s after %.1fs", job.id, outcome, time.monotonic() - started)
         return outcome
+
+    def _teardown(self, workspace: ws.Workspace, streamer: LogStreamer) -> None:
+        if self.settings.keep_workspaces:
+            entry = streamer.open("teardown.workspace", ["keep", str(workspace.path)])
+            entry.write("stdout", f"workspace kept at {workspace.path} (EXECUTOR_KEEP_WORKSPACES)\n".encode())
+        else:
+            entry = streamer.open("teardown.workspace", ["rm", "-rf", str(workspace.job_dir)])
+            workspace.remove()
+        streamer.close(entry, 0)
 
     def _refuse(self, raw: dict[str, Any], message: str) -> str:
         log.error("job %s: %s", raw.get("id"), message)

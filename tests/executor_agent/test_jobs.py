@@ -75,6 +75,7 @@ def test_two_step_job_edits_the_clone_and_the_diff_is_shown(
         "step.docker.edit",
         "step.docker.1",
         "step.cli.diff",
+        "teardown.workspace",
     ]
     assert all(e["exitCode"] == 0 and e["durationMs"] is not None for e in entries.values())
     assert "--depth=1" in entries["setup.git.fetch"]["command"]

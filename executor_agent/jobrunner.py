@@ -20,9 +20,11 @@ from executor_agent.job import JobFailure, JobSpec, Step, StopReason, StopSignal
 from executor_agent.logstream import LogStreamer
 from executor_agent.redaction import DEFAULT_REPLACEMENT, Redactor
 from executor_agent.runtimes.base import Runtime, StepRun, run_host_command
-from executor_agent.runtimes.shell import ShellRuntime
+from executor_agent.runtimes.shell import BASE_ENV_NAMES, ShellRuntime
 
 log = logging.getLogger(__name__)
+GIT_ENV_NAMES = (*BASE_ENV_NAMES, "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                 "GIT_SSL_CAINFO", "SSL_CERT_FILE")  # fmt: skip
 
 
 class JobRunner:
@@ -106,7 +108,8 @@ class JobRunner:
     def _execute(self, job: JobSpec, workspace: ws.Workspace, streamer: LogStreamer, stop: StopSignal) -> None:
         if job.repositoryName:
             checkout = ws.checkout_dir(workspace, job)
-            env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+            # Not the executor's own environment: it holds EXECUTOR_FRONTEND_PASSWORD.
+            env = {k: os.environ[k] for k in GIT_ENV_NAMES if k in os.environ} | {"GIT_TERMINAL_PROMPT": "0"}
             for key, argv in ws.clone_commands(job, self.settings.frontend_url, self.api.executor_name):
                 if stop.is_set():
                     return

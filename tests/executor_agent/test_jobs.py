@@ -58,7 +58,7 @@ def test_two_step_job_edits_the_clone_and_the_diff_is_shown(
             },
             {"image": "busybox", "commands": ["cat src/greeting.txt inputs/name.txt"]},
         ],
-        cliSteps=[{"key": "diff", "commands": ["git diff"]}],
+        cliSteps=[{"key": "diff", "commands": ["echo executor-vars=$(env | grep -c ^EXECUTOR_ || true)", "git diff"]}],
         redactedValues={"s3cr3t-value": "[who]"},
     )
     agent = agents(EXECUTOR_NUM_TOTAL_JOBS="1", EXECUTOR_TRUSTED_QUEUES="batches")
@@ -84,6 +84,7 @@ def test_two_step_job_edits_the_clone_and_the_diff_is_shown(
     assert "--cpus" in entries["step.docker.edit"]["command"] and "256M" in entries["step.docker.edit"]["command"]
     assert entries["step.docker.1"]["out"] == "stdout: bye world\nstdout: fleet\n"
     diff = entries["step.cli.diff"]["out"]
+    assert diff.startswith("stdout: executor-vars=0\n"), "host steps must not see the executor's own settings"
     assert "stdout: -hello world" in diff and "stdout: +bye world" in diff
     everything = repr(entries)
     assert "s3cr3t-value" not in everything and fleet_server.executor_token not in everything

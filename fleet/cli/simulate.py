@@ -62,6 +62,9 @@ def simulate_cmd(
     evaluation_delay: Annotated[
         float, typer.Option(help="Metric visibility lag, seconds.", rich_help_panel=POLICY)
     ] = 0.0,
+    statistic: Annotated[
+        str, typer.Option(help="maximum (as our AWS module's alarm) or average of each period.", rich_help_panel=POLICY)
+    ] = "maximum",
     scale_out_cooldown: Annotated[float, typer.Option(help="Seconds.", rich_help_panel=POLICY)] = 60.0,
     scale_in_cooldown: Annotated[float, typer.Option(help="Seconds.", rich_help_panel=POLICY)] = 300.0,
     mode: Annotated[
@@ -85,7 +88,7 @@ def simulate_cmd(
     desired instances = ceil(queue size / jobs_per_instance_scaling),
     clamped between min_replicas and max_replicas. The queue size
     (queued + processing jobs) is published every --publish-interval
-    seconds and averaged over --metric-period by the autoscaler.
+    seconds; the autoscaler reads its --statistic over each --metric-period.
     Scale-in retires instances: a busy executor finishes its jobs first.
     """
     try:
@@ -101,6 +104,7 @@ def simulate_cmd(
                 "publish_interval": publish_interval,
                 "metric_period": metric_period,
                 "evaluation_delay": evaluation_delay,
+                "statistic": statistic,
                 "scale_out_cooldown": scale_out_cooldown,
                 "scale_in_cooldown": scale_in_cooldown,
             }

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
-from fleet.simulate.policy import Policy
+from fleet.simulate.policy import Policy, Statistic
 from fleet.simulate.trace import Arrival
 
 # A fleet that never settles (e.g. min_replicas above zero keeps evaluating forever) stops this long after the
@@ -170,7 +170,8 @@ class Simulation:
         window = [size for t, size in self.metric if t <= seen_until]
         if not window:
             return  # no data yet: autoscalers leave the group alone
-        wanted = self.p.next_desired(self.desired, sum(window) / len(window))
+        value = max(window) if self.p.statistic is Statistic.MAXIMUM else sum(window) / len(window)
+        wanted = self.p.next_desired(self.desired, value)
         if wanted > self.desired and now - self.last_scale_out >= self.p.scale_out_cooldown:
             self.last_scale_out = self.last_scale = now
         elif wanted < self.desired and now - self.last_scale >= self.p.scale_in_cooldown:

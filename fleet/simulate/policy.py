@@ -15,6 +15,12 @@ class ScalingMode(StrEnum):
     STEP = "step"
 
 
+class Statistic(StrEnum):
+    # Our AWS module's alarm reads the period's Maximum; average is there to try smoother policies.
+    MAXIMUM = "maximum"
+    AVERAGE = "average"
+
+
 class PolicyError(ValueError):
     """A policy specification that cannot be used; the message names the key and the fix."""
 
@@ -37,8 +43,9 @@ class Policy(BaseModel):
         default=5.0, gt=0, description="How often the metrics publisher writes the queue size."
     )
     metric_period: float = Field(
-        default=60.0, gt=0, description="Autoscaler evaluation period; the metric is averaged over it."
+        default=60.0, gt=0, description="Autoscaler evaluation period; `statistic` condenses the period's samples."
     )
+    statistic: Statistic = Field(default=Statistic.MAXIMUM, description="maximum or average of the period.")
     evaluation_delay: float = Field(default=0.0, ge=0, description="Lag between a sample being written and being seen.")
     scale_out_cooldown: float = Field(default=60.0, ge=0, description="No scale-out for this long after a scale-out.")
     scale_in_cooldown: float = Field(

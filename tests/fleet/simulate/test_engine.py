@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from fleet.simulate.engine import simulate
-from fleet.simulate.policy import PRESETS, Policy, ScalingMode, derive_policy, make_policy
+from fleet.simulate.policy import PRESETS, Policy, ScalingMode, Statistic, derive_policy, make_policy
 from fleet.simulate.report import percentile, summarize
 from fleet.simulate.trace import Arrival
 
-# Metric every 5 s averaged over 60 s windows; the autoscaler evaluates at t = 60, 120, 180, ...
+# Metric every 5 s; the autoscaler evaluates at t = 60, 120, 180, ... taking the maximum of each window (as our
+# AWS module's alarm does).
 # A window for the evaluation at t covers samples published in (t - 60, t].
 BURST_POLICY = Policy(
     jobs_per_instance_scaling=10,
@@ -29,7 +30,7 @@ def burst(jobs: int, duration: float) -> list[Arrival]:
 def test_burst_of_100_jobs_target_policy() -> None:
     # t=0: 100 jobs arrive; every sample up to t=60 reads 100. Evaluation at 60: ceil(100/10) = 10 instances,
     # launched at 60, booted at 120; each takes 10 jobs (10 slots), so every job waits exactly 120 s.
-    # Jobs finish at 120 + 300 = 420. Evaluation at 420 still sees 11 samples of 100 and one of 0 -> 10.
+    # Jobs finish at 120 + 300 = 420. Evaluation at 420 still sees 100 (samples 365..415) -> 10.
     # Evaluation at 480 sees only zeros -> desired 0; the idle instances power off at 480.
     # Instance-hours: 10 x (480 - 60) s = 4200 s = 1.1667 h. Busy: 100 x 300 = 30000 slot-s of
     # 10 x 10 x 420 = 42000 slot-s, idle 12000/42000 = 0.2857.
@@ -77,10 +78,10 @@ def test_target_beats_step_on_the_same_burst() -> None:
 def test_scale_in_retires_busy_instances_without_killing_jobs() -> None:
     # jobs_per_instance 2, 2 slots, instant boot. Jobs at t=0: 1000 s, 100 s, 1000 s, 100 s.
     # Evaluation at 60: ceil(4/2) = 2 instances, ready at 60; each gets one long and one short job.
-    # Short jobs end at 160; evaluation at 180 averages 7 samples of 4 and 5 of 2 = 3.17 -> still 2;
+    # Short jobs end at 160; evaluation at 180 still sees 4 in its window (125..155) -> still 2;
     # evaluation at 240 sees 2 -> desired 1 while both instances run a long job: one retires, finishes its job
     # at 1060 and powers off then (1000 s). The other ends when desired reaches 0: the evaluation at 1080
-    # averages 7 samples of 2 and 5 of 0 = 1.17 -> 1; at 1140 -> 0, so 1080 s. Total 2080 instance-seconds.
+    # still sees 2 (1025..1055) -> 1; at 1140 -> 0, so 1080 s. Total 2080 instance-seconds.
     policy = Policy(jobs_per_instance_scaling=2, job_slots=2, boot_seconds=0, scale_out_cooldown=0, scale_in_cooldown=0)
     arrivals = [Arrival(0, 1000), Arrival(0, 100), Arrival(0, 1000), Arrival(0, 100)]
     out = simulate(policy, arrivals)
@@ -141,3 +142,14 @@ def test_vs_overrides_and_presets() -> None:
     assert "seeds-aws" in PRESETS
     with pytest.raises(ValueError, match="neither a preset"):
         derive_policy(BURST_POLICY, "seeds-gcp")
+
+
+def test_average_statistic_scales_in_earlier() -> None:
+    # The burst again with 330 s jobs: they end at 120 + 330 = 450. The evaluation at 480 sees samples 425..445
+    # of 100 (5) and 450..480 of 0 (7). Maximum: 100 -> keep 10; all 10 power off at 540: 10 x 480 s = 4800 s.
+    # Average: 500/12 = 41.7 -> ceil(4.17) = 5, so 5 idle instances power off at 480 and 5 at 540:
+    # 5 x 420 + 5 x 480 = 4500 s.
+    arrivals = burst(100, 330)
+    assert simulate(BURST_POLICY, arrivals).instance_seconds == pytest.approx(4800.0)
+    average = BURST_POLICY.model_copy(update={"statistic": Statistic.AVERAGE})
+    assert simulate(average, arrivals).instance_seconds == pytest.approx(4500.0)

@@ -72,6 +72,7 @@ def test_unit_carries_the_image_contract(executor_machine: ProvisionRun) -> None
     for line in (
         "After=docker.service network-online.target",
         "BindsTo=docker.service",
+        "ConditionPathExists=/etc/systemd/system/executor.env",
         "Restart=on-failure",
         "RestartPreventExitStatus=2",
         "EnvironmentFile=/etc/systemd/system/executor.env",

@@ -90,12 +90,11 @@ class JobRunner:
 
     def _teardown(self, workspace: ws.Workspace, streamer: LogStreamer) -> None:
         if self.settings.keep_workspaces:
-            entry = streamer.open("teardown.workspace", ["keep", str(workspace.path)])
-            entry.write("stdout", f"workspace kept at {workspace.path} (EXECUTOR_KEEP_WORKSPACES)\n".encode())
+            kept = f"workspace kept at {workspace.path} (EXECUTOR_KEEP_WORKSPACES)\n"
+            streamer.record("teardown.workspace", ["keep", str(workspace.path)], kept, 0)
         else:
-            entry = streamer.open("teardown.workspace", ["rm", "-rf", str(workspace.job_dir)])
             workspace.remove()
-        streamer.close(entry, 0)
+            streamer.record("teardown.workspace", ["rm", "-rf", str(workspace.job_dir)], "", 0)
 
     def _refuse(self, raw: dict[str, Any], message: str) -> str:
         log.error("job %s: %s", raw.get("id"), message)
@@ -125,15 +124,13 @@ class JobRunner:
                 if code != 0 and not stop.is_set():
                     raise JobFailure(f"{key} failed with exit code {code} (see its log entry)")
         if job.files:
-            entry = streamer.open("setup.files", ["write", *job.files])
+            command = ["write", *job.files]
             try:
                 written = ws.write_files(workspace.path, job.files)
             except JobFailure as exc:
-                entry.note(str(exc))
-                streamer.close(entry, 1)
+                streamer.record("setup.files", command, f"{exc}\n", 1, stream="stderr")
                 raise
-            entry.write("stdout", "".join(f"wrote {name}\n" for name in written).encode())
-            streamer.close(entry, 0)
+            streamer.record("setup.files", command, "".join(f"wrote {name}\n" for name in written), 0)
         if job.cliSteps and not self.settings.trusts(job.queue):
             raise JobFailure(
                 f"cliSteps run unisolated on the executor host and queue {job.queue!r} is not in "

@@ -135,6 +135,15 @@ class LogStreamer:
         self._send(entry)
         return entry
 
+    def record(self, key: str, command: list[str], text: str, exit_code: int, stream: str = "stdout") -> None:
+        """An entry for something that is over as soon as it starts: one request instead of two."""
+        entry = LogEntry(key, command, self._redactor, self._cap)
+        entry.write(stream, text.encode())
+        entry.finish(exit_code)
+        with self._lock:
+            self._entries.append(entry)
+        self._send(entry)
+
     def close(self, entry: LogEntry, exit_code: int) -> None:
         entry.finish(exit_code)
         self._send(entry)

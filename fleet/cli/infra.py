@@ -113,10 +113,13 @@ def init_cmd(
             help="Install providers only from this local mirror (no download), as `terraform init -plugin-dir`.",
         ),
     ] = None,
+    reconfigure: Annotated[
+        bool, typer.Option("--reconfigure", help="After changing [state]: start the new backend empty.")
+    ] = False,
 ) -> None:
     """Write the Terraform working directory for the fleet and run `terraform init`."""
     ctx = Context(config, workdir, modules, secret=False)
-    args = ["-input=false"]
+    args = ["-input=false", *(["-reconfigure"] if reconfigure else [])]
     if plugin_dir is not None:
         try:
             check_plugin_dir(plugin_dir, [PROVIDERS[ctx.config.cloud]])

@@ -117,3 +117,18 @@ def test_bad_options_exit_2(args: tuple[str, ...], needle: str) -> None:
 def test_missing_trace_file(tmp_path: Path) -> None:
     code, _, err = run(str(tmp_path / "nope.csv"))
     assert code == 2 and "cannot read trace" in err
+
+
+def test_documented_comparison_with_the_seeds_policy() -> None:
+    # The figures docs/simulate.md quotes: ours against the seeds' one-instance-per-minute policy.
+    code, out, err = run(
+        *("--generate", "bursty", "--seed", "1", "--hours", "8", "--jobs-per-instance", "2", "--slots", "2"),
+        *("--vs", "seeds-aws", "--json"),
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    ours, seeds = (p["result"] for p in doc["policies"])
+    assert round(ours["wait_p95_seconds"], 1) == 540.0
+    assert round(seeds["wait_p95_seconds"], 1) == 1081.0
+    assert (round(ours["instance_hours"], 2), round(seeds["instance_hours"], 2)) == (50.85, 58.33)
+    assert round(doc["difference"]["wait_p95_seconds"]) == 541

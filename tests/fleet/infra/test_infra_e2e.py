@@ -19,7 +19,7 @@ from tests.fleet.infra.conftest import AWS_REGION
 
 # min_replicas is 0: moto hands out subnet addresses in order, so an executor launched at apply time would take
 # the Docker mirror's static IP (10.0.1.4) before the mirror instance asks for it.
-pytestmark = [pytest.mark.terraform, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.terraform, pytest.mark.timeout(900)]
 
 SECRET = "s3cr3t-executor-token-0123456789"
 GROUP = "e2e-executors-batches"
@@ -92,6 +92,7 @@ def asg_names() -> list[str]:
     return [g["AutoScalingGroupName"] for g in client.describe_auto_scaling_groups()["AutoScalingGroups"]]
 
 
+@pytest.mark.slow
 def test_init_plan_apply_status_output_destroy(fleet_dir: Path, plugin_dir: Path) -> None:
     r = fleet(["infra", "init", "--plugin-dir", str(plugin_dir)], fleet_dir)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -137,3 +138,20 @@ def test_init_plan_apply_status_output_destroy(fleet_dir: Path, plugin_dir: Path
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Destroy complete!" in r.stdout
     assert GROUP not in asg_names()
+
+
+def test_terraform_failure_is_reported_and_repairable(fleet_dir: Path, plugin_dir: Path) -> None:
+    config = fleet_dir / "fleet.toml"
+    good = config.read_text()
+    config.write_text(good.replace('executor_image = "ami-12c6146b"', 'executor_image = "ubuntu-22.04"'))
+    assert fleet(["infra", "init", "--plugin-dir", str(plugin_dir)], fleet_dir).returncode == 0
+
+    r = fleet(["infra", "plan"], fleet_dir)
+    assert r.returncode == 1
+    assert "ami: expected an AMI id like ami-0123456789abcdef0." in r.stdout + r.stderr  # the module's own check
+    assert "error: terraform plan failed (exit 1): fix the error above and re-run" in r.stderr
+
+    config.write_text(good)
+    r = fleet(["infra", "plan"], fleet_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Plan: 24 to add" in r.stdout

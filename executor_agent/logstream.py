@@ -47,6 +47,7 @@ class LogEntry:
         self.exit_code: int | None = None
         self.duration_ms: int | None = None
         self.entry_id: int | None = None
+        self.sent_at = 0.0
         self.dirty = True
 
     def write(self, stream: str, data: bytes) -> None:
@@ -108,7 +109,8 @@ class LogEntry:
 
 
 class LogStreamer:
-    """Sends a job's entries: at creation, then every FLUSH_INTERVAL while dirty, then once more when finished.
+    """Sends a job's entries: as soon as they open (from the flush thread, so the command starts without waiting for
+    the server), then at most every FLUSH_INTERVAL while they change, then once more when they end.
 
     A failed send is not fatal: the next flush sends the whole entry again. JobGone (the server no longer lets
     this executor write about the job) calls on_gone, so the job is abandoned without waiting for a heartbeat.
@@ -121,18 +123,27 @@ class LogStreamer:
         self._redactor = redactor
         self._cap = cap
         self._entries: list[LogEntry] = []
-        self._lock = threading.Lock()
+        self._list_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self.gone: JobGone | None = None
         self._on_gone = on_gone
         self._thread = threading.Thread(target=self._run, name="log-streamer", daemon=True)
         self._thread.start()
 
+    def _add(self, entry: LogEntry) -> None:
+        with self._list_lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[LogEntry]:
+        with self._list_lock:
+            return list(self._entries)
+
     def open(self, key: str, command: list[str]) -> LogEntry:
         entry = LogEntry(key, command, self._redactor, self._cap)
-        with self._lock:
-            self._entries.append(entry)
-        self._send(entry)
+        self._add(entry)
+        self._wake.set()
         return entry
 
     def record(self, key: str, command: list[str], text: str, exit_code: int, stream: str = "stdout") -> None:
@@ -140,8 +151,7 @@ class LogStreamer:
         entry = LogEntry(key, command, self._redactor, self._cap)
         entry.write(stream, text.encode())
         entry.finish(exit_code)
-        with self._lock:
-            self._entries.append(entry)
+        self._add(entry)
         self._send(entry)
 
     def close(self, entry: LogEntry, exit_code: int) -> None:
@@ -149,10 +159,11 @@ class LogStreamer:
         self._send(entry)
 
     def _send(self, entry: LogEntry, strict: bool = False) -> None:
-        with self._lock:
+        with self._send_lock:
             if not entry.dirty or self.gone is not None:
                 return
             entry.dirty = False
+            entry.sent_at = time.monotonic()
             try:
                 if entry.entry_id is None:
                     entry.entry_id = self._sink.add_log_entry(entry.payload())
@@ -168,16 +179,21 @@ class LogStreamer:
                 log.warning("log entry %s not sent yet: %s", entry.key, exc)
 
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL):
-            for entry in list(self._entries):
-                self._send(entry)
+        while not self._stop.is_set():
+            self._wake.wait(FLUSH_INTERVAL)
+            self._wake.clear()
+            now = time.monotonic()
+            for entry in self.entries():
+                if entry.entry_id is None or now - entry.sent_at >= FLUSH_INTERVAL:
+                    self._send(entry)
 
     def stop(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Stop the periodic flush, then deliver what is unsent, retrying until should_stop() (the result of the
         job comes after its logs, so they are not lost to a short server outage)."""
         self._stop.set()
+        self._wake.set()
         self._thread.join()
-        for entry in list(self._entries):
+        for entry in self.entries():
             try:
                 retry(partial(self._send, entry, True), what=f"sending log entry {entry.key}", should_stop=should_stop)
             except ApiError as exc:

@@ -220,19 +220,19 @@ class DockerRuntime:
     def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:
         removed = []
         max_age = self.settings.maximum_runtime_per_job + 3600
-        for container in self.client.containers.list(
-            all=True, filters={"label": f"{L_PREFIX}={self.settings.vm_prefix}"}
-        ):
-            labels = container.labels
-            if not _is_orphan(labels, self.executor_name, self.hostname, is_active, max_age):
+        mine = {"label": f"{L_PREFIX}={self.settings.vm_prefix}"}
+        # The low-level list: the high-level one inspects each container, racing with steps that end meanwhile.
+        for container in self.client.api.containers(all=True, filters=mine):
+            name = container["Names"][0].lstrip("/")
+            if not _is_orphan(container.get("Labels") or {}, self.executor_name, self.hostname, is_active, max_age):
                 continue
             try:
-                container.remove(force=True)
-                removed.append(container.name)
+                self.client.api.remove_container(container["Id"], force=True)
+                removed.append(name)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
-                log.warning("janitor: container %s not removed: %s", container.name, exc)
+                log.warning("janitor: container %s not removed: %s", name, exc)
         return removed
 
     def start_sandbox(self, workspace: Workspace, name: str) -> str:

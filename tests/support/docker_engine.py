@@ -46,7 +46,8 @@ class DockerEngine:
         """Names of the containers (running or not) carrying this label."""
         client = self.client()
         try:
-            return [c.name for c in client.containers.list(all=True, filters={"label": label})]
+            # The low-level list: the high-level one inspects each container, racing with their removal.
+            return [c["Names"][0].lstrip("/") for c in client.api.containers(all=True, filters={"label": label})]
         finally:
             client.close()
 

@@ -79,7 +79,7 @@ variable "docker_mirror_static_ip" {
 
 variable "docker_mirror_ami" {
   type        = string
-  description = "Image (AMI id) of the Docker mirror VM; it needs Docker."
+  description = "Image (AMI id) of the Docker mirror VM: the mirror image from images/mirror, or any image with Docker."
 }
 
 variable "docker_mirror_machine_type" {

@@ -226,7 +226,7 @@ variable "executor_extra_env" {
 variable "docker_mirror_image" {
   type        = string
   default     = "projects/cos-cloud/global/images/family/cos-stable"
-  description = "Image of the Docker mirror VM; it needs Docker."
+  description = "Image of the Docker mirror VM: the mirror image from images/mirror, or any image with Docker."
 }
 
 variable "executor_image" {

@@ -173,3 +173,18 @@ def test_mirror_stops_when_the_data_disk_never_appears(scripts: dict[str, str], 
     assert proc.returncode == 1
     assert "data disk not found at /dev/disk/by-id/nvme-data or /dev/xvdf" in proc.stderr
     assert not (tmp_path / "l").exists() or "docker run" not in (tmp_path / "l").read_text()
+
+
+def test_mirror_on_the_mirror_image_configures_its_registry_service(scripts: dict[str, str], tmp_path: Path) -> None:
+    """The mirror image (images/mirror) runs Debian's docker-registry: no container, the upstream in mirror.env."""
+    disk = tmp_path / "root/dev/xvdf"
+    disk.parent.mkdir(parents=True)
+    disk.touch()
+    unit = tmp_path / "root/lib/systemd/system/docker-registry.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\n")
+    root, calls = run_script(scripts["mirror"], tmp_path, "MIRROR_STARTUP_ROOT", {**MIRROR_STUBS, "systemctl": STUB})
+    assert not [c for c in calls if c.startswith("docker")]
+    assert "systemctl restart docker-registry.service" in calls
+    env = (root / "etc/docker/registry/mirror.env").read_text()
+    assert env == "REGISTRY_PROXY_REMOTEURL='https://registry-1.docker.io'\n"

@@ -43,7 +43,7 @@ variable "assign_public_ip" {
 
 variable "ami" {
   type        = string
-  description = "Image (AMI id) of the mirror VM; it needs Docker."
+  description = "Image (AMI id) of the mirror VM: the mirror image from images/mirror, or any image with Docker."
 
   validation {
     condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami))

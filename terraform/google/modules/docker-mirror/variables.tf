@@ -49,7 +49,7 @@ variable "assign_public_ip" {
 variable "image" {
   type        = string
   default     = "projects/cos-cloud/global/images/family/cos-stable"
-  description = "Image of the mirror VM; it needs Docker (Container-Optimized OS has it)."
+  description = "Image of the mirror VM: the mirror image from images/mirror, or any image with Docker (Container-Optimized OS has it)."
 }
 
 variable "machine_type" {

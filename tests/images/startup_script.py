@@ -22,7 +22,11 @@ class TerraformError(RuntimeError):
 
 
 def startup_templates() -> list[Path]:
-    return sorted(PROJECT.glob("terraform/*/modules/executors/startup*.tftpl"))
+    found = sorted(PROJECT.glob("terraform/*/modules/executors/startup*.tftpl"))
+    # An empty list would make pytest skip the test silently; a missing template is a failure.
+    if not found:
+        raise RuntimeError("no terraform/*/modules/executors/startup*.tftpl found: the executor modules are missing")
+    return found
 
 
 def template_variables(template: Path) -> set[str]:

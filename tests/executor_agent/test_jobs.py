@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -248,6 +249,14 @@ def test_several_queues_and_jobs_at_once(fleet_server: FleetServer, agents: Star
     assert all(wait_state(fleet_server, j)["state"] == "completed" for j in (a, b, third))
     kept = sorted(p.read_text() for p in (tmp_path / "workspaces").glob("*/workspace/kept.txt"))
     assert kept == ["kept\n", "kept\n"]  # EXECUTOR_KEEP_WORKSPACES
+
+    # Heartbeats carry the executor's metrics; the server keeps the last ones (read here from its SQLite file).
+    def reported() -> str:
+        with sqlite3.connect(fleet_server.database_url.removeprefix("sqlite:///")) as db:
+            return str(db.execute("select prometheus_metrics from executors").fetchone()[0])
+
+    wait_for("a heartbeat after the jobs", lambda: 'src_executor_processor_total{queue="batches"} 2.0' in reported())
+    assert 'src_apiworker_apiclient_queue_total{op="mark_complete"} 3.0' in reported()
 
 
 def test_max_active_time_ends_with_exit_0(agents: StartAgent) -> None:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from executor_agent.durations import format_duration, parse_duration, parse_size
@@ -238,11 +239,19 @@ def _line(err: dict[str, Any]) -> str:
         name, msg = msg.split("|", 1)
         return f"{name}: {msg}"
     name = loc[0] if loc else "configuration"
-    example = EXAMPLES.get(name)
+    example = EXAMPLES.get(name) or _default_of(name)
     hint = f" (e.g. {name}={example})" if example else ""
     if err.get("type") == "missing":
         return f"{name} is not set; it is required{hint}"
     return f"{name}={err.get('input')!r}: {msg}{hint}"
+
+
+def _default_of(name: str) -> str | None:
+    for field in ExecutorSettings.model_fields.values():
+        if field.validation_alias == name and field.default not in (None, "", PydanticUndefined):
+            value = field.default
+            return str(value).lower() if isinstance(value, bool) else str(value)
+    return None
 
 
 def load_settings(**overrides: Any) -> ExecutorSettings:

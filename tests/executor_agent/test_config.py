@@ -107,6 +107,8 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         ("EXECUTOR_MAXIMUM_NUM_JOBS", "0", "EXECUTOR_MAXIMUM_NUM_JOBS='0': Input should be greater than or equal to 1"),
         ("EXECUTOR_FRONTEND_URL", "fleet:3080", "EXECUTOR_FRONTEND_URL='fleet:3080': must be an http(s) URL"),
         ("SRC_LOG_LEVEL", "debug", "SRC_LOG_LEVEL='debug': must be one of dbug, info, warn, error, crit"),
+        ("EXECUTOR_KEEP_WORKSPACES", "maybe", "EXECUTOR_KEEP_WORKSPACES='maybe': Input should be a valid boolean"),
+        ("EXECUTOR_NUM_TOTAL_JOBS", "lots", "(e.g. EXECUTOR_NUM_TOTAL_JOBS=0)"),
     ],
 )
 def test_bad_value_stops_with_one_line_and_exit_2(var: str, value: str, expected: str) -> None:

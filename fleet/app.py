@@ -103,7 +103,8 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
     app.add_exception_handler(Conflict, _handler(409))
     app.add_exception_handler(InvalidInput, _handler(422))
 
-    for module in (executor_routes, git_proxy, jobs_routes, observability, dashboard):
+    app.router.routes.extend(executor_routes.routes)
+    for module in (git_proxy, jobs_routes, observability, dashboard):
         app.include_router(module.router)
     return app
 

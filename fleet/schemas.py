@@ -163,11 +163,6 @@ class MarkErroredRequest(JobWrite):
     errorMessage: str = ""
 
 
-class HeartbeatResponse(BaseModel):
-    knownIds: list[str]
-    cancelIds: list[str]
-
-
 # --- job API ----------------------------------------------------------------------------------------------------
 
 

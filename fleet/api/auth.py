@@ -29,10 +29,6 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-async def require_executor(request: Request) -> None:
-    check_executor_secret(request)
-
-
 def check_executor_secret(request: Request) -> None:
     scheme, value = _split(request)
     if scheme != EXECUTOR_SCHEME:
@@ -42,6 +38,17 @@ def check_executor_secret(request: Request) -> None:
             "executor secret rejected: EXECUTOR_FRONTEND_PASSWORD must equal FLEET_EXECUTORS_ACCESS_TOKEN",
             EXECUTOR_SCHEME,
         )
+
+
+def job_token(request: Request) -> str | None:
+    """The job token of a write about a job; None when the executor's shared secret was sent instead."""
+    scheme, value = _split(request)
+    if scheme == EXECUTOR_SCHEME:
+        check_executor_secret(request)
+        return None
+    if scheme.lower() != "bearer" or not value:
+        raise _unauthorized("missing `Authorization: Bearer <job token>` or `token-executor <secret>` header")
+    return value
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,9 @@ class JobCaller:
 async def authorize_job(
     request: Request, *, queue: str | None, job_id: int | None, repository: str | None = None
 ) -> JobCaller:
-    scheme, value = _split(request)
-    if scheme == EXECUTOR_SCHEME:
-        check_executor_secret(request)
+    value = job_token(request)
+    if value is None:
         return JobCaller(None)
-    if scheme.lower() != "bearer" or not value:
-        raise _unauthorized("missing `Authorization: Bearer <job token>` or `token-executor <secret>` header")
     store: Store = request.app.state.store
     scope = await store.call(store.jobs.scope_of_token, value)
     if scope is None:

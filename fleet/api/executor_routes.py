@@ -1,31 +1,65 @@
-"""The executor protocol (CONTRACT section 3): what `executor` processes call under /.executors/."""
+"""The executor protocol (CONTRACT section 3): what `executor` processes call under /.executors/.
+
+These are plain Starlette routes, not FastAPI ones: every executor calls them several times per job, and FastAPI's
+dependency solving and response validation cost more than the store work behind them. Bodies are still validated
+by the pydantic models of fleet.schemas, and errors keep the shape of the rest of the API.
+
+A job token is checked by the write itself (the store's statement matches the token's hash), so a write costs one
+statement; only when the store refuses does the route look the token up to say why (401, 403 or 404).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
-from fleet.api.auth import JobCaller, authorize_job, require_executor
+from fleet.api.auth import (
+    EXECUTOR_NAME_HEADER,
+    JOB_ID_HEADER,
+    authorize_job,
+    check_executor_secret,
+    job_token,
+)
 from fleet.api.notify import QueueNotifier
 from fleet.schemas import (
     AddLogEntryRequest,
     DequeueRequest,
     HeartbeatRequest,
-    HeartbeatResponse,
     JobWrite,
     MarkErroredRequest,
     UpdateLogEntryRequest,
 )
 from fleet.store import Store
+from fleet.store.errors import NotFound
 
-router = APIRouter(prefix="/.executors")
+PREFIX = "/.executors"
 # A waiting dequeue re-checks the store this often even without a notification (retry delays, other writers).
 RECHECK_SECONDS = 1.0
 MAX_PROMETHEUS_METRICS_BYTES = 256 * 1024
 _NAME_RE = re.compile(r"^(.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+M = TypeVar("M", bound=BaseModel)
+W = TypeVar("W", bound=JobWrite)
+
+
+class _Route(Route):
+    """A route that records itself in the scope as FastAPI's routes do, so request metrics name the template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
 
 
 def _store(request: Request) -> Store:
@@ -33,18 +67,27 @@ def _store(request: Request) -> Store:
     return store
 
 
-async def _job_caller(request: Request, queue: str) -> JobCaller:
-    return await authorize_job(request, queue=queue, job_id=None)
+async def _parse(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=raw) from None
 
 
-def _check_job(caller: JobCaller, body: JobWrite) -> None:
-    if caller.scope is not None and caller.scope.job_id != body.jobId:
-        raise HTTPException(403, f"job token is for job {caller.scope.job_id}, not {body.jobId}")
+def _wait_seconds(request: Request) -> float:
+    raw = request.query_params.get("wait", "0")
+    try:
+        return float(raw)
+    except ValueError:
+        error = {"type": "float_parsing", "loc": ("query", "wait"), "msg": "must be a number of seconds"}
+        raise RequestValidationError([error]) from None
 
 
-@router.get("/test/auth", dependencies=[Depends(require_executor)], response_class=PlainTextResponse)
-async def test_auth() -> str:
-    return "ok"
+async def test_auth(request: Request) -> Response:
+    check_executor_secret(request)
+    return PlainTextResponse("ok")
 
 
 async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wait: float) -> Response:
@@ -66,25 +109,18 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
             return Response(status_code=204)
 
 
-@router.post("/queue/dequeue", dependencies=[Depends(require_executor)], responses={204: {}})
-async def dequeue_multi(
-    request: Request,
-    body: DequeueRequest,
-    wait: float = Query(0, description="Long-poll for up to N seconds."),
-) -> Response:
+async def dequeue_multi(request: Request) -> Response:
+    check_executor_secret(request)
+    body = await _parse(request, DequeueRequest)
     if not body.queues:
         raise HTTPException(422, "queues: at least one queue name is required for a multi-queue dequeue")
-    return await _dequeue(request, sorted(set(body.queues)), body, wait)
+    return await _dequeue(request, sorted(set(body.queues)), body, _wait_seconds(request))
 
 
-@router.post("/queue/{queue}/dequeue", dependencies=[Depends(require_executor)], responses={204: {}})
-async def dequeue(
-    queue: str,
-    request: Request,
-    body: DequeueRequest,
-    wait: float = Query(0, description="Long-poll for up to N seconds."),
-) -> Response:
-    return await _dequeue(request, [queue], body, wait)
+async def dequeue(request: Request) -> Response:
+    check_executor_secret(request)
+    body = await _parse(request, DequeueRequest)
+    return await _dequeue(request, [request.path_params["queue"]], body, _wait_seconds(request))
 
 
 def _hostname(executor_name: str) -> str:
@@ -93,7 +129,7 @@ def _hostname(executor_name: str) -> str:
     return m.group(1) if m else executor_name
 
 
-async def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest) -> HeartbeatResponse:
+async def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest) -> Response:
     executor = {
         "name": body.executorName,
         "hostname": _hostname(body.executorName),
@@ -106,70 +142,98 @@ async def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest
     }
     store = _store(request)
     known, cancel = await store.call(store.transitions.heartbeat, queues, executor, body.job_ids())
-    return HeartbeatResponse(knownIds=[str(i) for i in known], cancelIds=[str(i) for i in cancel])
+    return JSONResponse({"knownIds": [str(i) for i in known], "cancelIds": [str(i) for i in cancel]})
 
 
-@router.post("/queue/heartbeat", dependencies=[Depends(require_executor)])
-async def heartbeat_multi(request: Request, body: HeartbeatRequest) -> HeartbeatResponse:
+async def heartbeat_multi(request: Request) -> Response:
+    check_executor_secret(request)
+    body = await _parse(request, HeartbeatRequest)
     if not body.queueNames:
         raise HTTPException(422, "queueNames: at least one queue name is required for a multi-queue heartbeat")
     return await _heartbeat(request, sorted(set(body.queueNames)), body)
 
 
-@router.post("/queue/{queue}/heartbeat", dependencies=[Depends(require_executor)])
-async def heartbeat(queue: str, request: Request, body: HeartbeatRequest) -> HeartbeatResponse:
-    return await _heartbeat(request, [queue], body)
+async def heartbeat(request: Request) -> Response:
+    check_executor_secret(request)
+    body = await _parse(request, HeartbeatRequest)
+    return await _heartbeat(request, [request.path_params["queue"]], body)
 
 
-@router.post("/queue/{queue}/addExecutionLogEntry")
-async def add_log_entry(
-    queue: str, request: Request, body: AddLogEntryRequest, caller: JobCaller = Depends(_job_caller)
-) -> int:
-    _check_job(caller, body)
+def _headers_agree(request: Request, body: JobWrite) -> bool:
+    job_id = request.headers.get(JOB_ID_HEADER)
+    name = request.headers.get(EXECUTOR_NAME_HEADER)
+    return (job_id is None or job_id == str(body.jobId)) and (name is None or name == body.executorName)
+
+
+async def _job_write(request: Request, model: type[W], write: Callable[[Store, str, W, str | None], Any]) -> Any:
+    """Run one write about a job for an executor (shared secret) or a job (its token)."""
+    queue: str = request.path_params["queue"]
+    token = job_token(request)
+    try:
+        body = await _parse(request, model)
+    except RequestValidationError:
+        if token is not None:
+            await authorize_job(request, queue=queue, job_id=None)  # a bad token is reported before a bad body
+        raise
+    if token is not None and not _headers_agree(request, body):
+        await authorize_job(request, queue=queue, job_id=body.jobId)
     store = _store(request)
-    return await store.call(store.logs.add, queue, body.jobId, body.executorName, body.model_dump(), caller.attempt)
+    try:
+        return await store.call(write, store, queue, body, token)
+    except NotFound:
+        if token is not None:
+            await authorize_job(request, queue=queue, job_id=body.jobId)  # 401/403 when the token is the reason
+        raise
 
 
-@router.post("/queue/{queue}/updateExecutionLogEntry", status_code=204)
-async def update_log_entry(
-    queue: str, request: Request, body: UpdateLogEntryRequest, caller: JobCaller = Depends(_job_caller)
-) -> Response:
-    _check_job(caller, body)
-    store = _store(request)
-    entry = body.model_dump()
-    await store.call(store.logs.update, queue, body.jobId, body.executorName, body.entryId, entry, caller.attempt)
+async def add_log_entry(request: Request) -> Response:
+    def write(store: Store, queue: str, body: AddLogEntryRequest, token: str | None) -> int:
+        return store.logs.add(queue, body.jobId, body.executorName, body.model_dump(), token=token)
+
+    return JSONResponse(await _job_write(request, AddLogEntryRequest, write))
+
+
+async def update_log_entry(request: Request) -> Response:
+    def write(store: Store, queue: str, body: UpdateLogEntryRequest, token: str | None) -> None:
+        store.logs.update(queue, body.jobId, body.executorName, body.entryId, body.model_dump(), token=token)
+
+    await _job_write(request, UpdateLogEntryRequest, write)
     return Response(status_code=204)
 
 
-@router.post("/queue/{queue}/markComplete", status_code=204)
-async def mark_complete(
-    queue: str, request: Request, body: JobWrite, caller: JobCaller = Depends(_job_caller)
-) -> Response:
-    _check_job(caller, body)
-    store = _store(request)
-    await store.call(store.transitions.mark_complete, queue, body.jobId, body.executorName, caller.attempt)
+async def mark_complete(request: Request) -> Response:
+    def write(store: Store, queue: str, body: JobWrite, token: str | None) -> None:
+        store.transitions.mark_complete(queue, body.jobId, body.executorName, token=token)
+
+    await _job_write(request, JobWrite, write)
     return Response(status_code=204)
 
 
-@router.post("/queue/{queue}/markErrored", status_code=204)
-async def mark_errored(
-    queue: str, request: Request, body: MarkErroredRequest, caller: JobCaller = Depends(_job_caller)
-) -> Response:
-    _check_job(caller, body)
-    store = _store(request)
-    await store.call(
-        store.transitions.mark_errored, queue, body.jobId, body.executorName, body.errorMessage, caller.attempt
-    )
+async def mark_errored(request: Request) -> Response:
+    def write(store: Store, queue: str, body: MarkErroredRequest, token: str | None) -> None:
+        store.transitions.mark_errored(queue, body.jobId, body.executorName, body.errorMessage, token=token)
+
+    await _job_write(request, MarkErroredRequest, write)
     return Response(status_code=204)
 
 
-@router.post("/queue/{queue}/markFailed", status_code=204)
-async def mark_failed(
-    queue: str, request: Request, body: MarkErroredRequest, caller: JobCaller = Depends(_job_caller)
-) -> Response:
-    _check_job(caller, body)
-    store = _store(request)
-    await store.call(
-        store.transitions.mark_failed, queue, body.jobId, body.executorName, body.errorMessage, caller.attempt
-    )
+async def mark_failed(request: Request) -> Response:
+    def write(store: Store, queue: str, body: MarkErroredRequest, token: str | None) -> None:
+        store.transitions.mark_failed(queue, body.jobId, body.executorName, body.errorMessage, token=token)
+
+    await _job_write(request, MarkErroredRequest, write)
     return Response(status_code=204)
+
+
+routes: list[BaseRoute] = [
+    _Route(f"{PREFIX}/test/auth", test_auth, methods=["GET"]),
+    _Route(f"{PREFIX}/queue/dequeue", dequeue_multi, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/heartbeat", heartbeat_multi, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/{{queue}}/dequeue", dequeue, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/{{queue}}/heartbeat", heartbeat, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/{{queue}}/addExecutionLogEntry", add_log_entry, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/{{queue}}/updateExecutionLogEntry", update_log_entry, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/{{queue}}/markComplete", mark_complete, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/{{queue}}/markErrored", mark_errored, methods=["POST"]),
+    _Route(f"{PREFIX}/queue/{{queue}}/markFailed", mark_failed, methods=["POST"]),
+]

@@ -4,6 +4,9 @@
 - the claim: PostgreSQL locks the row it hands out with FOR UPDATE SKIP LOCKED so concurrent claimers never wait on
   each other; SQLite serialises writers with BEGIN IMMEDIATE, so a plain SELECT inside that transaction is safe.
 - timestamps: SQLite has no time zones, so datetimes are stored as naive UTC and come back aware.
+- single statements: on PostgreSQL they run on a second pool whose connections stay in autocommit (one round trip
+  instead of BEGIN, statement, COMMIT, and no per-checkout isolation switching); SQLite still wraps writes in
+  BEGIN IMMEDIATE, which costs nothing on the wire.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.drivername != "postgresql+psycopg":
             raise DatabaseURLError(f"driver {parsed.drivername!r} is not supported; use postgresql+psycopg://")
-        return create_engine(parsed, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        # No pre-ping (a round trip per checkout, a third of a protocol call's cost): a connection found dead
+        # fails that one request with a 5xx, which executors retry, and SQLAlchemy then replaces the whole pool.
+        return create_engine(parsed, pool_size=5, max_overflow=15)
     raise DatabaseURLError(f"unsupported database {backend!r}; use sqlite:/// or postgresql+psycopg://")
 
 
@@ -95,6 +100,17 @@ def lock_for_claim(stmt: Select[Any], engine: Engine) -> Select[Any]:
     if engine.dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=True)
     return stmt
+
+
+def single_statement_engines(engine: Engine) -> tuple[Engine, Engine]:
+    """Engines for one-statement reads and writes, which need no explicit transaction to be atomic."""
+    if engine.dialect.name == "postgresql":
+        # Connections that never leave autocommit, so nothing is reset when they go back to the pool.
+        autocommit = create_engine(
+            engine.url, pool_size=10, max_overflow=30, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+        )
+        return autocommit, autocommit
+    return engine, engine.execution_options(**{WRITE_OPTION: True})
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine
 
 from fleet.db import migrate
-from fleet.db.dialect import WRITE_OPTION, is_sqlite, make_engine
+from fleet.db.dialect import WRITE_OPTION, is_sqlite, make_engine, single_statement_engines
 
 Clock = Callable[[], datetime]
 
@@ -41,6 +41,7 @@ class Database:
         self.clock = clock
         self.config = config or StoreConfig()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._read_one_engine, self._write_one_engine = single_statement_engines(engine)
         # SQLite allows one writer at a time and makes the others sleep-and-retry in its busy handler (sleeps of
         # up to 100 ms). Queuing this process's writers on a lock instead hands the database over at once.
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
@@ -65,5 +66,18 @@ class Database:
         with self._write_lock, self._write_engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def read_one(self) -> Iterator[Connection]:
+        """A read that is exactly one statement, and so consistent without a transaction."""
+        with self._read_one_engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write_one(self) -> Iterator[Connection]:
+        """A write that is exactly one statement (reads of cached data aside): atomic without a transaction."""
+        with self._write_lock, self._write_one_engine.begin() as conn:
+            yield conn
+
     def dispose(self) -> None:
         self.engine.dispose()
+        self._read_one_engine.dispose()

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, or_, select, update
+from sqlalchemy import Connection, Row, String, Update, bindparam, func, or_, select, union_all, update
 
-from fleet.db.dialect import lock_for_claim
+from fleet.db.dialect import UTCDateTime, lock_for_claim
 from fleet.db.models import jobs, repositories
 from fleet.schemas import JOB_VERSION, JobSubmission
 from fleet.states import DEQUEUEABLE, TERMINAL, JobState
@@ -55,10 +55,17 @@ def job_record(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+# Hot-path statements are built once: building and cache-keying a statement costs more than running it.
+_SCOPE_OF_TOKEN = select(jobs.c.id, jobs.c.attempt, jobs.c.queue, jobs.c.repository_name, jobs.c.executor_name).where(
+    jobs.c.token_hash == bindparam("token_hash", type_=String), jobs.c.state == JobState.PROCESSING.value
+)
+
+
 class JobStore:
     def __init__(self, db: Database, queues: QueueStore) -> None:
         self.db = db
         self.queues = queues
+        self._claims: dict[int, Update] = {}
 
     def submit(self, submission: JobSubmission) -> dict[str, Any]:
         now = self.db.clock()
@@ -92,55 +99,63 @@ class JobStore:
 
         The job token is generated here and only its hash is stored: the plain token exists in this reply only.
         """
-        now = self.db.clock()
-        with self.db.write() as conn:
+        token = secrets.token_urlsafe(32)
+        params: dict[str, Any] = {f"c_q{i}": q for i, q in enumerate(queue_names)}
+        params.update(c_now=self.db.clock(), c_executor=executor_name, c_token_hash=hash_token(token))
+        with self.db.write_one() as conn:
             self.queues.require_cached(conn, queue_names)
-            # One indexed probe per (queue, state) instead of one query sorting every ready job: each probe walks
-            # ix_jobs_claim in id order and stops at the first ready row.
-            candidates = []
-            for queue in queue_names:
-                for state in DEQUEUEABLE:
-                    probe = (
-                        select(jobs.c.id)
-                        .where(
-                            jobs.c.queue == queue,
-                            jobs.c.state == state,
-                            or_(jobs.c.process_after.is_(None), jobs.c.process_after <= now),
-                        )
-                        .order_by(jobs.c.id)
-                        .limit(1)
+            row = conn.execute(self._claim_statement(len(queue_names)), params).first()
+        if row is None:
+            return None
+        return {"version": JOB_VERSION, "id": row.id, "queue": row.queue, "token": token, **row.spec}
+
+    def _claim_statement(self, n_queues: int) -> Update:
+        """One UPDATE ... RETURNING that picks and takes the job, so a claim is one round trip.
+
+        One indexed probe per (queue, state) instead of one query sorting every ready job: each probe walks
+        ix_jobs_claim in id order and stops at the first ready row; the oldest of the probes' rows is taken.
+        """
+        stmt = self._claims.get(n_queues)
+        if stmt is not None:
+            return stmt
+        now = bindparam("c_now", type_=UTCDateTime)
+        probes = []
+        for i in range(n_queues):
+            for state in DEQUEUEABLE:
+                probe = (
+                    select(jobs.c.id)
+                    .where(
+                        jobs.c.queue == bindparam(f"c_q{i}", type_=String),
+                        jobs.c.state == state.value,
+                        or_(jobs.c.process_after.is_(None), jobs.c.process_after <= now),
                     )
-                    found = conn.execute(lock_for_claim(probe, self.db.engine)).scalar()
-                    if found is not None:
-                        candidates.append(found)
-            job_id = min(candidates, default=None)
-            if job_id is None:
-                return None
-            token = secrets.token_urlsafe(32)
-            row = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(
-                    state=JobState.PROCESSING,
-                    started_at=now,
-                    last_heartbeat_at=now,
-                    process_after=None,
-                    executor_name=executor_name,
-                    attempt=jobs.c.attempt + 1,
-                    token_hash=hash_token(token),
+                    .order_by(jobs.c.id)
+                    .limit(1)
                 )
-                .returning(jobs.c.queue, jobs.c.spec)
-            ).one()
-        return {"version": JOB_VERSION, "id": job_id, "queue": row.queue, "token": token, **row.spec}
+                probes.append(select(lock_for_claim(probe, self.db.engine).subquery().c.id))
+        candidates = union_all(*probes).subquery()
+        oldest = select(func.min(candidates.c.id)).scalar_subquery()
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id == oldest)
+            .values(
+                state=JobState.PROCESSING.value,
+                started_at=now,
+                last_heartbeat_at=now,
+                process_after=None,
+                executor_name=bindparam("c_executor", type_=String),
+                attempt=jobs.c.attempt + 1,
+                token_hash=bindparam("c_token_hash", type_=String),
+            )
+            .returning(jobs.c.id, jobs.c.queue, jobs.c.spec)
+        )
+        self._claims[n_queues] = stmt
+        return stmt
 
     def scope_of_token(self, token: str) -> TokenScope | None:
         """The live attempt a job token belongs to; None for unknown or revoked tokens."""
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(jobs.c.id, jobs.c.attempt, jobs.c.queue, jobs.c.repository_name, jobs.c.executor_name).where(
-                    jobs.c.token_hash == hash_token(token), jobs.c.state == JobState.PROCESSING
-                )
-            ).first()
+        with self.db.read_one() as conn:
+            row = conn.execute(_SCOPE_OF_TOKEN, {"token_hash": hash_token(token)}).first()
         if row is None:
             return None
         return TokenScope(row.id, row.attempt, row.queue, row.repository_name, row.executor_name)

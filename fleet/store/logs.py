@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Integer, Update, bindparam, select, update
 
 from fleet.db.models import execution_log_entries as entries
+from fleet.db.models import jobs
 from fleet.store.database import Database
 from fleet.store.errors import NotFound
-from fleet.store.transitions import owned_job
+from fleet.store.transitions import Writer, owned_job, owned_where
 
 TRUNCATION_MARKER = "\n[... output truncated by the fleet server: {dropped} bytes over the {limit} byte limit ...]\n"
 
@@ -21,6 +22,35 @@ def cap_output(out: str, limit: int) -> str:
         return out
     kept = data[:limit].decode(errors="ignore")
     return kept + TRUNCATION_MARKER.format(dropped=len(data) - limit, limit=limit)
+
+
+def _add_statement(by_attempt: bool, by_token: bool) -> Insert:
+    # INSERT ... SELECT from the owned job: the ownership check and the write are one statement.
+    owner = select(
+        jobs.c.id,
+        jobs.c.attempt,
+        *(bindparam(f"v_{name}", type_=entries.c[name].type) for name in _ENTRY_COLUMNS),
+    ).where(*owned_where(by_attempt, by_token))
+    return entries.insert().from_select(["job_id", "attempt", *_ENTRY_COLUMNS], owner).returning(entries.c.id)
+
+
+def _update_statement(by_attempt: bool, by_token: bool) -> Update:
+    current_attempt = select(jobs.c.attempt).where(*owned_where(by_attempt, by_token)).scalar_subquery()
+    return (
+        update(entries)
+        .where(
+            entries.c.id == bindparam("v_entry_id", type_=Integer),
+            entries.c.job_id == bindparam("w_job_id", type_=Integer),
+            entries.c.attempt == current_attempt,
+        )
+        .values({name: bindparam(f"v_{name}", type_=entries.c[name].type) for name in _ENTRY_COLUMNS})
+    )
+
+
+_ENTRY_COLUMNS = ("key", "command", "start_time", "exit_code", "out", "duration_ms")
+_FLAGS = [(a, t) for a in (False, True) for t in (False, True)]
+_ADD = {flags: _add_statement(*flags) for flags in _FLAGS}
+_UPDATE = {flags: _update_statement(*flags) for flags in _FLAGS}
 
 
 class LogStore:
@@ -34,14 +64,16 @@ class LogStore:
         executor_name: str,
         entry: dict[str, Any],
         attempt: int | None = None,
+        token: str | None = None,
     ) -> int:
-        with self.db.write() as conn:
-            job = owned_job(conn, queue, job_id, executor_name, attempt, lock=False)
-            return int(
-                conn.execute(
-                    entries.insert().values(job_id=job_id, attempt=job.attempt, **self._values(entry))
-                ).inserted_primary_key[0]  # type: ignore[index]
-            )
+        writer = Writer(queue, job_id, executor_name, attempt, token)
+        with self.db.write_one() as conn:
+            entry_id = conn.execute(
+                _ADD[attempt is not None, token is not None], {**writer.params(), **self._values(entry)}
+            ).scalar()
+        if entry_id is None:
+            raise writer.not_found()
+        return int(entry_id)
 
     def update(
         self,
@@ -51,26 +83,27 @@ class LogStore:
         entry_id: int,
         entry: dict[str, Any],
         attempt: int | None = None,
+        token: str | None = None,
     ) -> None:
-        with self.db.write() as conn:
-            job = owned_job(conn, queue, job_id, executor_name, attempt, lock=False)
-            result = conn.execute(
-                update(entries)
-                .where(entries.c.id == entry_id, entries.c.job_id == job_id, entries.c.attempt == job.attempt)
-                .values(**self._values(entry))
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"log entry {entry_id} does not belong to the current attempt of job {job_id}")
+        writer = Writer(queue, job_id, executor_name, attempt, token)
+        params = {**writer.params(), **self._values(entry), "v_entry_id": entry_id}
+        with self.db.write_one() as conn:
+            updated = conn.execute(_UPDATE[attempt is not None, token is not None], params).rowcount
+        if updated == 0:
+            # Tell the two refusals apart only now, off the hot path.
+            with self.db.read() as conn:
+                owned_job(conn, writer, lock=False)
+            raise NotFound(f"log entry {entry_id} does not belong to the current attempt of job {job_id}")
 
     def _values(self, entry: dict[str, Any]) -> dict[str, Any]:
         start: datetime = entry["startTime"]
         return {
-            "key": entry["key"],
-            "command": entry.get("command") or [],
-            "start_time": start,
-            "exit_code": entry.get("exitCode"),
-            "out": cap_output(entry.get("out") or "", self.db.config.max_log_entry_bytes),
-            "duration_ms": entry.get("durationMs"),
+            "v_key": entry["key"],
+            "v_command": entry.get("command") or [],
+            "v_start_time": start,
+            "v_exit_code": entry.get("exitCode"),
+            "v_out": cap_output(entry.get("out") or "", self.db.config.max_log_entry_bytes),
+            "v_duration_ms": entry.get("durationMs"),
         }
 
     def for_job(self, job_id: int) -> list[dict[str, Any]]:

@@ -10,12 +10,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    String,
+    Text,
+    Update,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 
-from fleet.db.dialect import upsert
+from fleet.db.dialect import UTCDateTime, upsert
 from fleet.db.models import executors, jobs
 from fleet.states import JobState
-from fleet.store.database import Database
+from fleet.store.database import Database, hash_token
 from fleet.store.errors import NotFound
 from fleet.store.queues import QueueStore
 
@@ -27,29 +40,91 @@ class Outcome:
     state: JobState
 
 
-def owned_job(
-    conn: Connection, queue: str, job_id: int, executor_name: str, attempt: int | None, lock: bool = True
-) -> Row[Any]:
-    stmt = select(jobs).where(
-        jobs.c.id == job_id,
-        jobs.c.queue == queue,
-        jobs.c.state == JobState.PROCESSING,
-        jobs.c.executor_name == executor_name,
-    )
-    if attempt is not None:
-        stmt = stmt.where(jobs.c.attempt == attempt)
+@dataclass(frozen=True)
+class Writer:
+    """Who writes about a job: an executor, for one queue, optionally bound to one attempt or one job token."""
+
+    queue: str
+    job_id: int
+    executor_name: str
+    attempt: int | None = None
+    token: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "w_job_id": self.job_id,
+            "w_queue": self.queue,
+            "w_executor": self.executor_name,
+            "w_attempt": self.attempt,
+            "w_token_hash": hash_token(self.token) if self.token is not None else None,
+        }
+
+    def not_found(self) -> NotFound:
+        return NotFound(
+            f"job {self.job_id} is not being processed by executor {self.executor_name!r} in queue {self.queue!r}"
+        )
+
+
+def owned_where(by_attempt: bool, by_token: bool) -> list[ColumnElement[bool]]:
+    """The WHERE clause of every write about a job: the writer must hold the job's current attempt."""
+    where = [
+        jobs.c.id == bindparam("w_job_id", type_=Integer),
+        jobs.c.queue == bindparam("w_queue", type_=String),
+        jobs.c.state == JobState.PROCESSING.value,
+        jobs.c.executor_name == bindparam("w_executor", type_=String),
+    ]
+    if by_attempt:
+        where.append(jobs.c.attempt == bindparam("w_attempt", type_=Integer))
+    if by_token:
+        where.append(jobs.c.token_hash == bindparam("w_token_hash", type_=String))
+    return where
+
+
+def owned_job(conn: Connection, writer: Writer, lock: bool = True) -> Row[Any]:
+    stmt = select(jobs).where(*owned_where(writer.attempt is not None, writer.token is not None))
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    row = conn.execute(stmt, writer.params()).first()
     if row is None:
-        raise NotFound(f"job {job_id} is not being processed by executor {executor_name!r} in queue {queue!r}")
+        raise writer.not_found()
     return row
+
+
+def _finish_statement(by_attempt: bool, by_token: bool) -> Update:
+    # A cancel requested while the job ran wins over the outcome the executor reports.
+    canceled = jobs.c.cancel_requested.is_(True)
+    message = bindparam("f_message", type_=Text)
+    return (
+        update(jobs)
+        .where(*owned_where(by_attempt, by_token))
+        .values(
+            state=case((canceled, JobState.CANCELED.value), else_=bindparam("f_state", type_=String)),
+            failure_message=case(
+                (canceled, func.coalesce(func.nullif(message, ""), "job was canceled")), else_=message
+            ),
+            finished_at=bindparam("f_now", type_=UTCDateTime),
+            token_hash=None,
+        )
+        .returning(jobs.c.state)
+    )
+
+
+_FINISH = {(a, t): _finish_statement(a, t) for a in (False, True) for t in (False, True)}
 
 
 class TransitionStore:
     def __init__(self, db: Database, queues: QueueStore) -> None:
         self.db = db
         self.queues = queues
+
+    def finish(self, writer: Writer, state: JobState, message: str | None) -> Outcome:
+        """Complete or fail a job in one statement."""
+        params = {**writer.params(), "f_state": state.value, "f_message": message, "f_now": self.db.clock()}
+        with self.db.write_one() as conn:
+            final = conn.execute(_FINISH[writer.attempt is not None, writer.token is not None], params).scalar()
+        if final is None:
+            raise writer.not_found()
+        return Outcome(writer.job_id, writer.queue, JobState(final))
 
     def _finish(self, conn: Connection, row: Row[Any], state: JobState, message: str | None) -> Outcome:
         if row.cancel_requested:
@@ -61,24 +136,34 @@ class TransitionStore:
         )
         return Outcome(row.id, row.queue, state)
 
-    def mark_complete(self, queue: str, job_id: int, executor_name: str, attempt: int | None = None) -> Outcome:
-        with self.db.write() as conn:
-            row = owned_job(conn, queue, job_id, executor_name, attempt)
-            return self._finish(conn, row, JobState.COMPLETED, None)
+    def mark_complete(
+        self, queue: str, job_id: int, executor_name: str, attempt: int | None = None, token: str | None = None
+    ) -> Outcome:
+        return self.finish(Writer(queue, job_id, executor_name, attempt, token), JobState.COMPLETED, None)
 
     def mark_failed(
-        self, queue: str, job_id: int, executor_name: str, message: str, attempt: int | None = None
+        self,
+        queue: str,
+        job_id: int,
+        executor_name: str,
+        message: str,
+        attempt: int | None = None,
+        token: str | None = None,
     ) -> Outcome:
-        with self.db.write() as conn:
-            row = owned_job(conn, queue, job_id, executor_name, attempt)
-            return self._finish(conn, row, JobState.FAILED, message)
+        return self.finish(Writer(queue, job_id, executor_name, attempt, token), JobState.FAILED, message)
 
     def mark_errored(
-        self, queue: str, job_id: int, executor_name: str, message: str, attempt: int | None = None
+        self,
+        queue: str,
+        job_id: int,
+        executor_name: str,
+        message: str,
+        attempt: int | None = None,
+        token: str | None = None,
     ) -> Outcome:
         """Errored jobs are retried after the queue's delay until its max retries are used up, then fail."""
         with self.db.write() as conn:
-            row = owned_job(conn, queue, job_id, executor_name, attempt)
+            row = owned_job(conn, Writer(queue, job_id, executor_name, attempt, token))
             if row.cancel_requested:
                 return self._finish(conn, row, JobState.CANCELED, message)
             policy = self.queues.policy(conn, queue)

@@ -62,9 +62,7 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.drivername != "postgresql+psycopg":
             raise DatabaseURLError(f"driver {parsed.drivername!r} is not supported; use postgresql+psycopg://")
-        # No pre-ping (a round trip per checkout, a third of a protocol call's cost): a connection found dead
-        # fails that one request with a 5xx, which executors retry, and SQLAlchemy then replaces the whole pool.
-        return create_engine(parsed, pool_size=5, max_overflow=15)
+        return create_engine(parsed, pool_size=5, max_overflow=15, pool_pre_ping=True)
     raise DatabaseURLError(f"unsupported database {backend!r}; use sqlite:/// or postgresql+psycopg://")
 
 
@@ -105,7 +103,9 @@ def lock_for_claim(stmt: Select[Any], engine: Engine) -> Select[Any]:
 def single_statement_engines(engine: Engine) -> tuple[Engine, Engine]:
     """Engines for one-statement reads and writes, which need no explicit transaction to be atomic."""
     if engine.dialect.name == "postgresql":
-        # Connections that never leave autocommit, so nothing is reset when they go back to the pool.
+        # Connections that never leave autocommit, so nothing is reset when they go back to the pool. No pre-ping
+        # either (a round trip per checkout, a third of a protocol call's cost): after a database restart the
+        # first call on a dead connection fails (a 5xx, which executors retry) and SQLAlchemy replaces the pool.
         autocommit = create_engine(
             engine.url, pool_size=10, max_overflow=30, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
         )

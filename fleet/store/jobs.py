@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, String, Update, bindparam, func, or_, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    Update,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from fleet.db.dialect import UTCDateTime, lock_for_claim
 from fleet.db.models import jobs, repositories
@@ -126,11 +138,13 @@ class JobStore:
                     select(jobs.c.id)
                     .where(
                         jobs.c.queue == bindparam(f"c_q{i}", type_=String),
-                        jobs.c.state == state.value,
+                        # States and the limit are written into the SQL: PostgreSQL caches a generic plan for
+                        # prepared statements, and one built for unknown values of these walked the backlog.
+                        jobs.c.state == literal_column(f"'{state.value}'"),
                         or_(jobs.c.process_after.is_(None), jobs.c.process_after <= now),
                     )
                     .order_by(jobs.c.id)
-                    .limit(1)
+                    .limit(literal_column("1"))
                 )
                 probes.append(select(lock_for_claim(probe, self.db.engine).subquery().c.id))
         candidates = union_all(*probes).subquery()

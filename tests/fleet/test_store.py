@@ -230,3 +230,40 @@ def test_queue_add_conflict(store: Store) -> None:
     job_id = submit(store, "extra")
     store.jobs.claim(["extra"], "e")
     assert store.transitions.mark_errored("extra", job_id, "e", "x").state == "failed"
+
+
+def test_postgresql_connections_killed_under_the_store(pg_cluster: Any, clock: FakeClock) -> None:
+    """After a database restart, the protocol's pool (no pre-ping) fails one call and is then replaced.
+
+    The other pool pings on checkout, so the job API does not notice.
+    """
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    url = pg_cluster.create_database()
+    store = Store.open(url, clock)
+    try:
+        store.queues.ensure(["batches"])
+        job_id = submit(store)
+        job = store.jobs.claim(["batches"], "e")
+        assert job is not None and store.jobs.scope_of_token(job["token"]) is not None
+        database = url.rsplit("/", 1)[1]
+        with psycopg.connect(pg_cluster.admin_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (database,)
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        assert store.jobs.get(job_id)["state"] == "processing"
+        failures = 0
+        for _ in range(3):
+            try:
+                store.transitions.mark_complete("batches", job_id, "e", token=job["token"])
+                break
+            except DBAPIError as exc:
+                assert exc.connection_invalidated, exc
+                failures += 1
+        assert failures == 1
+        assert store.jobs.get(job_id)["state"] == "completed"
+        assert store.jobs.scope_of_token(job["token"]) is None
+    finally:
+        store.close()

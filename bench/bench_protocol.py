@@ -4,7 +4,8 @@ A cycle is what an executor does per job: dequeue + addExecutionLogEntry + markC
 against `fleet server` (uvicorn) on loopback. Pickup latency is submit -> dequeue returned, with one idle client
 long-polling. Clients and server share this machine's cores, so the figures are a floor, not a ceiling.
 
-Run: .venv/bin/python bench/bench_protocol.py [--jobs N] [--backends sqlite,postgresql]
+Run: .venv/bin/python bench/bench_protocol.py [--jobs N] [--backends sqlite,postgresql] [--workers 2]
+(--workers sets FLEET_WORKERS for the PostgreSQL runs; SQLite always runs one server process.)
 """
 
 from __future__ import annotations
@@ -147,23 +148,26 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1000, help="jobs per cycle measurement")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--samples", type=int, default=200, help="pickup latency samples")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (FLEET_WORKERS) on PostgreSQL")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{'backend':<11} {'clients':>7} {'cycles/s':>9}")
+    print(f"{'backend':<11} {'workers':>7} {'clients':>7} {'cycles/s':>9}")
     pickups = {}
     cluster = None
     for backend in args.backends.split(","):
         for clients in (1, 8, 32):
+            workers = 1
             if backend == "postgresql":
                 cluster = cluster or start_cluster(tmp / "pg")
                 url = cluster.create_database()
+                workers = args.workers
             else:
                 url = f"sqlite:///{tmp}/bench-{clients}.db"
-            server = start_fleet_server(tmp / f"{backend}-{clients}", url)
+            server = start_fleet_server(tmp / f"{backend}-{clients}", url, workers=str(workers))
             try:
                 rate = asyncio.run(cycles_per_second(server, args.jobs, clients))
-                print(f"{backend:<11} {clients:>7} {rate:>9.0f}", flush=True)
+                print(f"{backend:<11} {workers:>7} {clients:>7} {rate:>9.0f}", flush=True)
                 if clients == 1:
                     pickups[backend] = asyncio.run(pickup_latency(server, args.samples))
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,8 @@ from fastapi.responses import JSONResponse
 
 from fleet import __version__
 from fleet.api import dashboard, executor_routes, git_proxy, jobs_routes, observability
-from fleet.api.notify import QueueNotifier
+from fleet.api.notify import DatabaseListener, QueueNotifier
+from fleet.db.dialect import QUEUE_CHANNEL, listen_dsn
 from fleet.settings import ServerSettings
 from fleet.store import Store, StoreConfig
 from fleet.store.database import Clock, utcnow
@@ -68,6 +70,10 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
         )
         await run_in_threadpool(app.state.store.queues.ensure, settings.queue_names)
         app.state.notifier.bind(asyncio.get_running_loop())
+        dsn = listen_dsn(app.state.store.db.engine)
+        listener = DatabaseListener(dsn, QUEUE_CHANNEL, app.state.notifier) if dsn else None
+        if listener:
+            listener.start()
         queue_collector = observability.QueueCollector(app.state.store)
         app.state.metrics_registry.register(queue_collector)
         resetter = asyncio.create_task(_run_resetter(app))
@@ -76,6 +82,8 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
             yield
         finally:
             app.state.metrics_registry.unregister(queue_collector)
+            if listener:
+                await run_in_threadpool(listener.stop)
             resetter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await resetter
@@ -113,3 +121,10 @@ def jsonable(errors: Any) -> Any:
     from fastapi.encoders import jsonable_encoder
 
     return jsonable_encoder(errors, custom_encoder={Exception: str, ValueError: str})
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory `fleet server --workers N` hands to uvicorn: each worker process reads FLEET_* itself."""
+    level = os.environ.get("FLEET_LOG_LEVEL", "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(ServerSettings())  # type: ignore[call-arg]  # required fields come from the environment

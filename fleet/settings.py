@@ -41,6 +41,17 @@ class ServerSettings(BaseSettings):
         description="Executors' heartbeat interval; an executor is healthy if seen within 3 of them.",
     )
     max_long_poll_seconds: float = Field(30.0, ge=0, description="Upper bound of a dequeue's `wait` parameter.")
+    long_poll_recheck_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="A waiting dequeue re-checks the store this often even without a wake-up (retry delays ending).",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the listen address; more than 1 needs PostgreSQL.",
+    )
     max_log_entry_bytes: int = Field(
         1024 * 1024, gt=0, description="Output of one log entry beyond this is cut, with a visible marker."
     )

@@ -43,8 +43,6 @@ from fleet.store import Store
 from fleet.store.errors import NotFound
 
 PREFIX = "/.executors"
-# A waiting dequeue re-checks the store this often even without a notification (retry delays, other writers).
-RECHECK_SECONDS = 1.0
 MAX_PROMETHEUS_METRICS_BYTES = 256 * 1024
 _NAME_RE = re.compile(r"^(.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -94,7 +92,8 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
     store = _store(request)
     notifier: QueueNotifier = request.app.state.notifier
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + min(max(wait, 0.0), request.app.state.settings.max_long_poll_seconds)
+    settings = request.app.state.settings
+    deadline = loop.time() + min(max(wait, 0.0), settings.max_long_poll_seconds)
     while True:
         events = notifier.snapshot(queues)
         job = await store.call(store.jobs.claim, queues, body.executorName)
@@ -103,7 +102,7 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
         remaining = deadline - loop.time()
         if remaining <= 0:
             return Response(status_code=204)
-        await notifier.wait(events, min(remaining, RECHECK_SECONDS))
+        await notifier.wait(events, min(remaining, settings.long_poll_recheck_seconds))
         # A client that gave up must not be handed a job it will never run.
         if await request.is_disconnected():
             return Response(status_code=204)

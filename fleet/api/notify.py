@@ -1,15 +1,20 @@
 """Wakes long-polling dequeues the moment a job becomes available in their queue.
 
 Store calls happen in worker threads, waiters live on the event loop: notify() is thread-safe and hands the
-wake-up to the loop. Waiters also re-check the store on a short period, which covers what no notification
-announces (a retry delay running out, another server process writing to the same PostgreSQL database).
+wake-up to the loop. On PostgreSQL the store also announces ready jobs with NOTIFY, and a DatabaseListener
+relays them, so server processes sharing a database wake each other's waiters. Waiters also re-check the store
+on a short period, which covers what nothing announces (a retry delay running out).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import threading
 from collections.abc import Iterable
+
+log = logging.getLogger("fleet.server")
 
 
 class QueueNotifier:
@@ -56,3 +61,47 @@ class QueueNotifier:
         finally:
             for t in tasks:
                 t.cancel()
+
+
+class DatabaseListener:
+    """Wakes this process's waiters when any server process on the same PostgreSQL database announces a job.
+
+    A daemon thread holds one LISTEN connection; it reconnects with a growing pause if the database goes away.
+    Meanwhile waiters still re-check the store on their own period, so a lost announcement only delays pickup.
+    """
+
+    def __init__(self, dsn: str, channel: str, notifier: QueueNotifier) -> None:
+        self.dsn = dsn
+        self.channel = channel
+        self.notifier = notifier
+        self.listening = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fleet-listen", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        pause = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.listening.set()
+                    pause = 0.5
+                    while not self._stop.is_set():
+                        # The timeout bounds how long stop() waits for this thread.
+                        for note in conn.notifies(timeout=0.5):
+                            self.notifier.notify([note.payload])
+            except psycopg.Error as exc:
+                self.listening.clear()
+                log.warning("listening for ready jobs failed (%s); retrying in %.1fs", exc, pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 10.0)

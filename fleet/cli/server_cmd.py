@@ -18,7 +18,10 @@ def server(
     database_url: str = typer.Option(None, help="Overrides FLEET_DATABASE_URL (default sqlite:///./fleet.db)."),
     http_addr: str = typer.Option(None, help="Overrides FLEET_HTTP_ADDR (default 127.0.0.1:3080)."),
     external_url: str = typer.Option(None, help="Overrides FLEET_EXTERNAL_URL."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    workers: int = typer.Option(
+        None, help="Overrides FLEET_WORKERS (default 1): server processes on one address; more need PostgreSQL."
+    ),
+    log_level: str = typer.Option("info", envvar="FLEET_LOG_LEVEL", help="debug, info, warning or error."),
 ) -> None:
     """Run the control plane: job queues, the executor protocol, the job API, the dashboard and /metrics.
 
@@ -27,7 +30,7 @@ def server(
     from sqlalchemy.exc import SQLAlchemyError
 
     from fleet.app import create_app, store_config
-    from fleet.db.dialect import DatabaseURLError, redact_url
+    from fleet.db.dialect import DatabaseURLError, is_sqlite_url, redact_url
     from fleet.settings import ServerSettings
     from fleet.store import Store
 
@@ -37,6 +40,7 @@ def server(
             "database_url": database_url,
             "http_addr": http_addr,
             "external_url": external_url,
+            "workers": workers,
         }.items()
         if v is not None
     }
@@ -44,6 +48,12 @@ def server(
         settings = ServerSettings(**overrides)
     except ValidationError as exc:
         fail(settings_error_line(exc, "FLEET_"), EXIT_CONFIG)
+    if settings.workers > 1 and is_sqlite_url(settings.database_url):
+        fail(
+            f"FLEET_WORKERS={settings.workers} needs PostgreSQL: SQLite takes writes from one process only; "
+            "set FLEET_WORKERS=1 or FLEET_DATABASE_URL=postgresql+psycopg://…",
+            EXIT_CONFIG,
+        )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         store = Store.open(settings.database_url, config=store_config(settings))
@@ -57,6 +67,22 @@ def server(
     import uvicorn
 
     os.environ.setdefault("FLEET_URL", settings.resolved_external_url)
+    if settings.workers > 1:
+        store.close()  # migrations ran; every worker opens its own store
+        # Workers are fresh interpreters that read FLEET_* themselves: hand them the command-line overrides too.
+        for name, value in {**overrides, "log_level": log_level}.items():
+            os.environ[f"FLEET_{name.upper()}"] = str(value)
+        uvicorn.run(
+            "fleet.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level.lower(),
+            access_log=log_level.lower() == "debug",
+            timeout_graceful_shutdown=5,
+        )
+        return
     uvicorn.run(
         create_app(settings, store=store),
         host=settings.host,

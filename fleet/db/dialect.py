@@ -7,14 +7,17 @@
 - single statements: on PostgreSQL they run on a second pool whose connections stay in autocommit (one round trip
   instead of BEGIN, statement, COMMIT, and no per-checkout isolation switching); SQLite still wraps writes in
   BEGIN IMMEDIATE, which costs nothing on the wire.
+- wake-ups: PostgreSQL announces ready jobs with NOTIFY so every server process on the database wakes its
+  long-polling dequeues; SQLite has a single server process, which wakes its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Select, create_engine, event
+from sqlalchemy import DateTime, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -113,8 +116,37 @@ def single_statement_engines(engine: Engine) -> tuple[Engine, Engine]:
     return engine, engine.execution_options(**{WRITE_OPTION: True})
 
 
+# PostgreSQL channel on which a job becoming ready is announced to every server process (payload: the queue name).
+QUEUE_CHANNEL = "fleet_queue_ready"
+
+
+def announce_ready(conn: Any, queues: Iterable[str]) -> None:
+    """Tell other server processes that these queues have a job ready; delivered when the transaction commits.
+
+    SQLite needs nothing: only one server process may write to it, and it wakes its own waiters in memory.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for queue in sorted(set(queues)):
+        conn.execute(text("SELECT pg_notify(:channel, :queue)"), {"channel": QUEUE_CHANNEL, "queue": queue})
+
+
+def listen_dsn(engine: Engine) -> str | None:
+    """A libpq connection string for a LISTEN connection; None where there is nothing to listen to (SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def is_sqlite_url(url: str) -> bool:
+    try:
+        return make_url(url).get_backend_name() == "sqlite"
+    except Exception:  # unparsable: make_engine reports it with a proper message
+        return False
 
 
 def aggregate_datetime(value: datetime | str | None) -> datetime | None:

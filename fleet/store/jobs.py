@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from fleet.db.dialect import UTCDateTime, lock_for_claim
+from fleet.db.dialect import UTCDateTime, announce_ready, lock_for_claim
 from fleet.db.models import jobs, repositories
 from fleet.schemas import JOB_VERSION, JobSubmission
 from fleet.states import DEQUEUEABLE, TERMINAL, JobState
@@ -104,6 +104,7 @@ class JobStore:
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
+            announce_ready(conn, [submission.queue])
         return job_record(row)
 
     def claim(self, queue_names: list[str], executor_name: str) -> dict[str, Any] | None:

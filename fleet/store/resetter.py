@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from fleet.db.dialect import announce_ready
 from fleet.db.models import jobs
 from fleet.states import RESET_FAILURE_MESSAGE, JobState
 from fleet.store.database import Database
@@ -51,4 +52,5 @@ class Resetter:
                     }
                     result.requeued.append((row.id, row.queue))
                 conn.execute(update(jobs).where(jobs.c.id == row.id).values(**values))
+            announce_ready(conn, (q for _, q in result.requeued))
         return result

@@ -267,3 +267,44 @@ def test_postgresql_connections_killed_under_the_store(pg_cluster: Any, clock: F
         assert store.jobs.scope_of_token(job["token"]) is None
     finally:
         store.close()
+
+
+def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> None:
+    """Submits and resets NOTIFY the queue name on commit, so every server process can wake its long polls."""
+    import psycopg
+
+    from fleet.db.dialect import QUEUE_CHANNEL, listen_dsn
+
+    url = pg_cluster.create_database()
+    store = Store.open(url, clock)
+    try:
+        store.queues.ensure(["batches", "indexing"])
+        dsn = listen_dsn(store.db.engine)
+        assert dsn is not None
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute(f"LISTEN {QUEUE_CHANNEL}")
+            submit(store, queue="indexing")
+            heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+            assert heard == ["indexing"]
+            job = store.jobs.claim(["indexing"], "e")
+            assert job is not None
+            assert list(listener.notifies(timeout=0.3)) == []  # a claim announces nothing
+            clock.advance(26)
+            assert store.resetter.reset_stalled().requeued == [(job["id"], "indexing")]
+            heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+            assert heard == ["indexing"]
+    finally:
+        store.close()
+
+
+def test_sqlite_has_nothing_to_listen_to(tmp_path: Any, clock: FakeClock) -> None:
+    from fleet.db.dialect import listen_dsn
+
+    store = Store.open(f"sqlite:///{tmp_path}/fleet.db", clock)
+    try:
+        assert listen_dsn(store.db.engine) is None
+        store.queues.ensure(["batches"])
+        submit(store)  # announcing is a no-op here, and must not fail
+        assert store.jobs.claim(["batches"], "e") is not None
+    finally:
+        store.close()

@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 from fleet.db.dialect import UTCDateTime, announce_ready, lock_for_claim
 from fleet.db.models import jobs, repositories
-from fleet.schemas import JOB_VERSION, JobSubmission
+from fleet.schemas import JOB_VERSION, QUEUE_NAME_RE, JobSubmission
 from fleet.states import DEQUEUEABLE, TERMINAL, JobState
 from fleet.store.database import Database, hash_token
 from fleet.store.errors import Conflict, InvalidInput, NotFound
@@ -68,6 +68,9 @@ def job_record(row: Row[Any]) -> dict[str, Any]:
 
 
 # Hot-path statements are built once: building and cache-keying a statement costs more than running it.
+# Claim statements are cached per list of queues; executors use a handful of lists, so this bound is generous.
+MAX_CACHED_CLAIMS = 256
+
 _SCOPE_OF_TOKEN = select(jobs.c.id, jobs.c.attempt, jobs.c.queue, jobs.c.repository_name, jobs.c.executor_name).where(
     jobs.c.token_hash == bindparam("token_hash", type_=String), jobs.c.state == JobState.PROCESSING.value
 )
@@ -77,7 +80,7 @@ class JobStore:
     def __init__(self, db: Database, queues: QueueStore) -> None:
         self.db = db
         self.queues = queues
-        self._claims: dict[int, Update] = {}
+        self._claims: dict[tuple[str, ...], Update] = {}
 
     def submit(self, submission: JobSubmission) -> dict[str, Any]:
         now = self.db.clock()
@@ -113,38 +116,50 @@ class JobStore:
         The job token is generated here and only its hash is stored: the plain token exists in this reply only.
         """
         token = secrets.token_urlsafe(32)
-        params: dict[str, Any] = {f"c_q{i}": q for i, q in enumerate(queue_names)}
-        params.update(c_now=self.db.clock(), c_executor=executor_name, c_token_hash=hash_token(token))
+        params: dict[str, Any] = {
+            "c_now": self.db.clock(),
+            "c_executor": executor_name,
+            "c_token_hash": hash_token(token),
+        }
         with self.db.write_one() as conn:
             self.queues.require_cached(conn, queue_names)
-            row = conn.execute(self._claim_statement(len(queue_names)), params).first()
+            row = conn.execute(self._claim_statement(tuple(queue_names)), params).first()
         if row is None:
             return None
         return {"version": JOB_VERSION, "id": row.id, "queue": row.queue, "token": token, **row.spec}
 
-    def _claim_statement(self, n_queues: int) -> Update:
+    def _claim_statement(self, queue_names: tuple[str, ...]) -> Update:
         """One UPDATE ... RETURNING that picks and takes the job, so a claim is one round trip.
 
         One indexed probe per (queue, state) instead of one query sorting every ready job: each probe walks
         ix_jobs_claim in id order and stops at the first ready row; the oldest of the probes' rows is taken.
         """
-        stmt = self._claims.get(n_queues)
+        stmt = self._claims.get(queue_names)
         if stmt is not None:
             return stmt
+        if len(self._claims) >= MAX_CACHED_CLAIMS:
+            self._claims.clear()
         now = bindparam("c_now", type_=UTCDateTime)
         probes = []
-        for i in range(n_queues):
+        for queue in queue_names:
+            if not QUEUE_NAME_RE.match(queue):  # it is written into the SQL below
+                raise InvalidInput(f"queue name {queue!r} is not valid")
             for state in DEQUEUEABLE:
                 probe = (
                     select(jobs.c.id)
                     .where(
-                        jobs.c.queue == bindparam(f"c_q{i}", type_=String),
-                        # States and the limit are written into the SQL: PostgreSQL caches a generic plan for
-                        # prepared statements, and one built for unknown values of these walked the backlog.
-                        jobs.c.state == literal_column(f"'{state.value}'"),
+                        # Queue, state and limit are written into the SQL: PostgreSQL caches a generic plan for
+                        # prepared statements, and one built without knowing them walked the whole table for a
+                        # queue with nothing ready.
+                        jobs.c.queue == literal_column(f"'{queue}'"),
+                        # The state as a range and the order by (state, id) leave ix_jobs_claim as the only index
+                        # that yields the order. With `state = ...` and `ORDER BY id` the planner may walk the
+                        # primary key instead, stepping over every job claimed since the last ANALYZE.
+                        jobs.c.state >= literal_column(f"'{state.value}'"),
+                        jobs.c.state <= literal_column(f"'{state.value}'"),
                         or_(jobs.c.process_after.is_(None), jobs.c.process_after <= now),
                     )
-                    .order_by(jobs.c.id)
+                    .order_by(jobs.c.state, jobs.c.id)
                     .limit(literal_column("1"))
                 )
                 probes.append(select(lock_for_claim(probe, self.db.engine).subquery().c.id))
@@ -164,7 +179,7 @@ class JobStore:
             )
             .returning(jobs.c.id, jobs.c.queue, jobs.c.spec)
         )
-        self._claims[n_queues] = stmt
+        self._claims[queue_names] = stmt
         return stmt
 
     def scope_of_token(self, token: str) -> TokenScope | None:

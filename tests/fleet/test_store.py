@@ -308,3 +308,56 @@ def test_sqlite_has_nothing_to_listen_to(tmp_path: Any, clock: FakeClock) -> Non
         assert store.jobs.claim(["batches"], "e") is not None
     finally:
         store.close()
+
+
+def test_postgresql_claim_plan_walks_the_claim_index(pg_cluster: Any, clock: FakeClock) -> None:
+    """The claim's cached generic plan must probe ix_jobs_claim, never walk the primary key and filter.
+
+    Walking the primary key looks cheap to the planner when the statistics say most jobs are queued, but it
+    steps over every claimed job, and over the whole table for a queue with nothing ready.
+    """
+    import re
+
+    import psycopg
+
+    url = pg_cluster.create_database()
+    store = Store.open(url, clock)
+    try:
+        store.queues.ensure(["batches", "indexing"])
+        submit(store)
+        dsn = url.replace("postgresql+psycopg", "postgresql")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"
+                    " AND column_name NOT IN ('id', 'token_hash')"
+                )
+            ]
+            cols = ", ".join(columns)
+            conn.execute(f"INSERT INTO jobs ({cols}) SELECT {cols} FROM jobs, generate_series(1, 5000)")  # type: ignore[arg-type]
+            conn.execute("ANALYZE jobs")
+            for _ in range(50):  # the front of the backlog is now claimed
+                assert store.jobs.claim(["batches"], "e") is not None
+            compiled = store.jobs._claim_statement(("batches", "indexing")).compile(dialect=store.db.engine.dialect)
+            names: list[str] = []
+
+            def numbered(m: re.Match[str]) -> str:  # psycopg's %(name)s -> PREPARE's $n
+                if m[1] not in names:
+                    names.append(m[1])
+                return f"${names.index(m[1]) + 1}"
+
+            sql = re.sub(r"%\((\w+)\)s", numbered, str(compiled))
+            values = compiled.construct_params(
+                {"c_now": datetime(2030, 1, 1, tzinfo=UTC), "c_executor": "e", "c_token_hash": "x"}
+            )
+            args = ", ".join("NULL" if values[n] is None else f"'{values[n]}'" for n in names)
+            conn.execute(f"PREPARE claim AS {sql}")  # type: ignore[arg-type]
+            conn.execute("SET plan_cache_mode = force_generic_plan")
+            plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE claim({args})"))  # type: ignore[arg-type]
+        probes = [line for line in plan.splitlines() if "Index Scan" in line or "Seq Scan" in line]
+        # The outer UPDATE finds its one row by primary key; every probe must use the claim index.
+        assert sum("ix_jobs_claim" in line for line in probes) == 4, plan
+        assert sum("jobs_pkey" in line for line in probes) <= 1 and not any("Seq Scan" in p for p in probes), plan
+    finally:
+        store.close()

@@ -33,6 +33,7 @@ def store_config(settings: ServerSettings) -> StoreConfig:
         stalled_job_seconds=settings.stalled_job_seconds,
         max_resets=settings.max_resets,
         max_log_entry_bytes=settings.max_log_entry_bytes,
+        job_retention_seconds=settings.job_retention_days * 86400,
     )
 
 
@@ -51,6 +52,13 @@ async def _run_resetter(app: FastAPI) -> None:
             log.warning("requeued stalled jobs %s", [j for j, _ in result.requeued])
         if result.failed:
             log.warning("failed jobs that stalled too many times: %s", result.failed)
+        try:
+            deleted = await run_in_threadpool(store.retention.delete_expired)
+        except Exception:
+            log.exception("deleting expired jobs failed; retrying in %.1fs", interval)
+            continue
+        if deleted:
+            log.info("deleted %d finished jobs past their retention", deleted)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -52,6 +52,12 @@ class ServerSettings(BaseSettings):
         le=64,
         description="Server processes sharing the listen address; more than 1 needs PostgreSQL.",
     )
+    job_retention_days: float = Field(
+        0,
+        ge=0,
+        description="Finished jobs (completed, failed, canceled) older than this are deleted with their logs; "
+        "0 keeps them forever.",
+    )
     max_log_entry_bytes: int = Field(
         1024 * 1024, gt=0, description="Output of one log entry beyond this is cut, with a visible marker."
     )

@@ -51,6 +51,8 @@ jobs = Table(
     # Serves the claim: per (queue, state) the oldest id first, so handing out a job never sorts the backlog.
     Index("ix_jobs_claim", "queue", "state", "id"),
     Index("ix_jobs_state_heartbeat", "state", "last_heartbeat_at"),
+    # Serves retention: the oldest finished jobs first, without reading the jobs still in the queue.
+    Index("ix_jobs_finished_at", "finished_at"),
 )
 
 execution_log_entries = Table(

@@ -14,6 +14,7 @@ from fleet.store.jobs import JobStore, TokenScope
 from fleet.store.logs import LogStore
 from fleet.store.queues import QueueStore, RepositoryStore
 from fleet.store.resetter import Resetter
+from fleet.store.retention import Retention
 from fleet.store.transitions import TransitionStore
 
 # As many as the single-statement pool holds (pool_size + max_overflow), so no store thread waits for one.
@@ -31,6 +32,7 @@ class Store:
         self.transitions = TransitionStore(db, self.queues)
         self.logs = LogStore(db)
         self.resetter = Resetter(db)
+        self.retention = Retention(db)
         self._inline = runs_inline(db.engine)
         # A plain executor: anyio's worker threads (run_in_threadpool) cost about twice as much per hop.
         self._threads = ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="store")

@@ -33,6 +33,7 @@ class StoreConfig:
     stalled_job_seconds: float = 25.0
     max_resets: int = 3
     max_log_entry_bytes: int = 1024 * 1024
+    job_retention_seconds: float = 0.0  # 0 keeps finished jobs forever
 
 
 class Database:

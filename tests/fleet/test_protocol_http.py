@@ -306,3 +306,20 @@ def test_healthz_and_metrics(server: FleetServer) -> None:
     assert 'fleet_http_requests_total{method="POST",route="/api/v1/jobs",status="201"} 1.0' in text
     assert "fleet_http_request_duration_seconds_bucket" in text
     assert httpx.get(f"{server.url}/openapi.json").json()["info"]["title"] == "executor-fleet"
+
+
+def test_server_deletes_jobs_past_retention(tmp_path: Path) -> None:
+    # 0.00003 days is about 2.6 s: the resetter loop deletes the canceled job soon after.
+    s = start_fleet_server(tmp_path / "srv", job_retention_days="0.00003", resetter_interval_seconds="0.2")
+    try:
+        job_id = submit(s)
+        keep = submit(s)
+        with s.api() as api:
+            assert api.post(f"/api/v1/jobs/{job_id}/cancel").json()["state"] == "canceled"
+            deadline = time.monotonic() + 20
+            while api.get(f"/api/v1/jobs/{job_id}").status_code != 404 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert api.get(f"/api/v1/jobs/{job_id}").status_code == 404
+            assert api.get(f"/api/v1/jobs/{keep}").json()["state"] == "queued"
+    finally:
+        s.stop()

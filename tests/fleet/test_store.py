@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -361,3 +362,42 @@ def test_postgresql_claim_plan_walks_the_claim_index(pg_cluster: Any, clock: Fak
         assert sum("jobs_pkey" in line for line in probes) <= 1 and not any("Seq Scan" in p for p in probes), plan
     finally:
         store.close()
+
+
+def test_retention_deletes_old_finished_jobs_with_their_logs(store: Store, clock: FakeClock) -> None:
+    assert store.retention.delete_expired() == 0  # off by default: nothing is ever deleted
+    store.db.config = replace(store.db.config, job_retention_seconds=3600)
+    done = submit(store)
+    store.jobs.claim(["batches"], "e")
+    store.logs.add("batches", done, "e", {"key": "step.0", "command": ["true"], "startTime": clock()})
+    store.transitions.mark_complete("batches", done, "e")
+    canceled = submit(store)
+    store.jobs.cancel(canceled)
+    waiting = submit(store)
+    running = submit(store, "codeintel")
+    assert store.jobs.claim(["codeintel"], "e") is not None
+    clock.advance(1800)
+    recent = submit(store)
+    store.jobs.cancel(recent)
+    assert store.retention.delete_expired() == 0  # nothing has been finished for an hour yet
+    clock.advance(1801)
+    assert store.retention.delete_expired() == 2
+    for gone in (done, canceled):
+        with pytest.raises(NotFound):
+            store.jobs.get(gone)
+        assert store.logs.for_job(gone) == []
+    # Queued and running jobs are never deleted, however old; a job finished recently stays.
+    assert {store.jobs.get(j)["state"] for j in (waiting, running, recent)} == {"queued", "processing", "canceled"}
+    assert store.retention.delete_expired() == 0
+
+
+def test_retention_works_in_batches(store: Store, clock: FakeClock) -> None:
+    from fleet.store import retention
+
+    store.db.config = replace(store.db.config, job_retention_seconds=60)
+    ids = [submit(store) for _ in range(retention.BATCH + 7)]
+    for job_id in ids:
+        store.jobs.cancel(job_id)
+    clock.advance(61)
+    assert store.retention.delete_expired() == len(ids)
+    assert store.jobs.list(limit=1000) == []

@@ -234,6 +234,11 @@ def test_install_vm_calls_the_vm_runtimes_installer(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "executor_agent.vm.assets", None)
     assert install(settings, ["vm"], True, lines.append) == 1
     assert lines == ["✗ vm: the VM runtime is not installed in this build of the executor; nothing to prepare"]
+    lines.clear()
+    assert install(settings, ["all"], True, lines.append) == 0  # `run` refuses with the reason (exit 2)
+    assert (
+        lines[-1] == "- vm: skipped: the VM runtime is not installed in this build of the executor; nothing to prepare"
+    )
 
     calls: list[tuple[object, bool]] = []
     assets = types.ModuleType("executor_agent.vm.assets")

@@ -47,8 +47,7 @@ async def _run_resetter(app: FastAPI) -> None:
         except Exception:  # a database hiccup must not kill the resetter for the rest of the server's life
             log.exception("resetter round failed; retrying in %.1fs", interval)
             continue
-        if result.requeued:
-            app.state.notifier.notify(q for _, q in result.requeued)
+        if result.requeued:  # the store woke waiting executors after its commit
             log.warning("requeued stalled jobs %s", [j for j, _ in result.requeued])
         if result.failed:
             log.warning("failed jobs that stalled too many times: %s", result.failed)
@@ -77,7 +76,7 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
             Store.open, settings.database_url, clock, store_config(settings)
         )
         await run_in_threadpool(app.state.store.queues.ensure, settings.queue_names)
-        app.state.notifier.bind(asyncio.get_running_loop())
+        app.state.notifier.bind(asyncio.get_running_loop(), app.state.store.db)
         dsn = listen_dsn(app.state.store.db.engine)
         listener = DatabaseListener(dsn, QUEUE_CHANNEL, app.state.notifier) if dsn else None
         if listener:
@@ -100,7 +99,7 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
 
     app = FastAPI(title="executor-fleet", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.notifier = QueueNotifier()
+    app.state.notifier = QueueNotifier(settings.long_poll_recheck_seconds)
 
     app.state.metrics_registry, request_metrics = observability.build_registry()
     app.add_middleware(observability.RequestMetricsMiddleware, metrics=request_metrics)

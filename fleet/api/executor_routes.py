@@ -30,7 +30,7 @@ from fleet.api.auth import (
     check_executor_secret,
     job_token,
 )
-from fleet.api.notify import QueueNotifier
+from fleet.api.notify import QueueNotifier, Signal
 from fleet.schemas import (
     AddLogEntryRequest,
     DequeueRequest,
@@ -89,23 +89,51 @@ async def test_auth(request: Request) -> Response:
 
 
 async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wait: float) -> Response:
+    """Claim a job, or park until a signal says one is ready (fleet.api.notify): one claim per signal."""
     store = _store(request)
     notifier: QueueNotifier = request.app.state.notifier
     loop = asyncio.get_running_loop()
-    settings = request.app.state.settings
-    deadline = loop.time() + min(max(wait, 0.0), settings.max_long_poll_seconds)
-    while True:
-        events = notifier.snapshot(queues)
-        job = await store.call(store.jobs.claim, queues, body.executorName)
-        if job is not None:
-            return JSONResponse(job)
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return Response(status_code=204)
-        await notifier.wait(events, min(remaining, settings.long_poll_recheck_seconds))
-        # A client that gave up must not be handed a job it will never run.
-        if await request.is_disconnected():
-            return Response(status_code=204)
+    deadline = loop.time() + min(max(wait, 0.0), request.app.state.settings.max_long_poll_seconds)
+    # Parked before the first claim, so a job committed while that claim runs is signalled to this waiter.
+    waiter = notifier.park(queues) if wait > 0 else None
+    cause: Signal | None = None  # the signal this claim answers
+    try:
+        while True:
+            job = await store.call(store.jobs.claim, queues, body.executorName)
+            arrived = waiter.take() if waiter is not None else None  # a signal handed during the claim
+            if job is not None:
+                _pass_on_unused(notifier, job["queue"], cause, arrived)
+                return JSONResponse(job)
+            if waiter is None:
+                return Response(status_code=204)
+            # Nothing ready: a job signalled to `cause` went to another claimer, so that signal is spent. A
+            # signal that arrived while the claim ran may be for a job it did not see yet: claim again.
+            cause = arrived or await notifier.wait(waiter, deadline - loop.time())
+            if cause is None:
+                return Response(status_code=204)
+            # A client that gave up must not be handed a job it will never run.
+            if await request.is_disconnected():
+                notifier.pass_on(cause)
+                return Response(status_code=204)
+            notifier.repark(waiter)
+    finally:
+        if waiter is not None:
+            notifier.leave(waiter)
+
+
+def _pass_on_unused(notifier: QueueNotifier, queue: str, *signals: Signal | None) -> None:
+    """After a won claim: the signal for this job's queue is used, any other goes on to the next waiter.
+
+    A probe always goes on: it stands for jobs nothing announced, and its chain ends at a claim that finds none.
+    """
+    used = False
+    for signal in signals:
+        if signal is None:
+            continue
+        if not used and not signal.probe and signal.queue == queue:
+            used = True
+        else:
+            notifier.pass_on(signal)
 
 
 async def dequeue_multi(request: Request) -> Response:

@@ -7,13 +7,17 @@
 - single statements: on PostgreSQL they run on a second pool whose connections stay in autocommit (one round trip
   instead of BEGIN, statement, COMMIT, and no per-checkout isolation switching); SQLite still wraps writes in
   BEGIN IMMEDIATE, which costs nothing on the wire.
-- wake-ups: PostgreSQL announces ready jobs with NOTIFY so every server process on the database wakes its
-  long-polling dequeues; SQLite has a single server process, which wakes its own.
+- wake-ups: every process wakes its own long-polling dequeues in memory; PostgreSQL also announces ready jobs
+  with NOTIFY so the other server processes on the database wake theirs.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,32 +107,93 @@ def lock_for_claim(stmt: Select[Any], engine: Engine) -> Select[Any]:
     return stmt
 
 
-def single_statement_engines(engine: Engine) -> tuple[Engine, Engine]:
-    """Engines for one-statement reads and writes, which need no explicit transaction to be atomic."""
+def single_statement_engines(engine: Engine, threads: int) -> tuple[Engine, Engine]:
+    """Engines for one-statement reads and writes, which need no explicit transaction to be atomic.
+
+    `threads` is how many store threads run them at once: the PostgreSQL pool keeps that many sessions open,
+    so a busy server never opens and closes backends call by call (the few overflow sessions serve callers
+    outside the store threads).
+    """
     if engine.dialect.name == "postgresql":
         # Connections that never leave autocommit, so nothing is reset when they go back to the pool. No pre-ping
         # either (a round trip per checkout, a third of a protocol call's cost): after a database restart the
         # first call on a dead connection fails (a 5xx, which executors retry) and SQLAlchemy replaces the pool.
         autocommit = create_engine(
-            engine.url, pool_size=10, max_overflow=30, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+            engine.url,
+            pool_size=threads,
+            max_overflow=4,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,
         )
         return autocommit, autocommit
     return engine, engine.execution_options(**{WRITE_OPTION: True})
 
 
-# PostgreSQL channel on which a job becoming ready is announced to every server process (payload: the queue name).
+# PostgreSQL channel on which jobs becoming ready are announced to every server process.
 QUEUE_CHANNEL = "fleet_queue_ready"
+# Where announcements wait on a connection until its transaction commits (see Database.write).
+READY_KEY = "fleet_ready"
 
 
-def announce_ready(conn: Any, queues: Iterable[str]) -> None:
-    """Tell other server processes that these queues have a job ready; delivered when the transaction commits.
+@dataclass(frozen=True)
+class ReadyAnnouncement:
+    """`count` jobs of `queue` are ready (at `at`, for retry delays; None: now), announced by process `origin`."""
 
-    SQLite needs nothing: only one server process may write to it, and it wakes its own waiters in memory.
+    queue: str
+    count: int
+    at: datetime | None
+    origin: str
+
+
+_origin: tuple[int, str] | None = None
+
+
+def process_origin() -> str:
+    """This server process's name in announcements (per pid: a forked worker gets its own)."""
+    global _origin
+    if _origin is None or _origin[0] != os.getpid():
+        _origin = (os.getpid(), f"{os.getpid()}-{secrets.token_hex(4)}")
+    return _origin[1]
+
+
+def announce_ready(conn: Any, queues: Iterable[str], at: datetime | None = None) -> None:
+    """Announce one ready job per entry of `queues` (a queue named twice: two jobs), once the transaction commits.
+
+    This process's waiters are woken in memory after the commit (Database.write runs its ready_listeners);
+    on PostgreSQL a NOTIFY also reaches the other server processes on the database, which is delivered at
+    commit too. SQLite has a single server process.
     """
-    if conn.dialect.name != "postgresql":
+    counts = Counter(queues)
+    if not counts:
         return
-    for queue in sorted(set(queues)):
-        conn.execute(text("SELECT pg_notify(:channel, :queue)"), {"channel": QUEUE_CHANNEL, "queue": queue})
+    pending = conn.info.setdefault(READY_KEY, [])
+    origin = process_origin()
+    postgres = conn.dialect.name == "postgresql"
+    for queue in sorted(counts):
+        note = ReadyAnnouncement(queue, counts[queue], at, origin)
+        pending.append(note)
+        if postgres:
+            conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": QUEUE_CHANNEL, "payload": _payload(note)}
+            )
+
+
+def _payload(note: ReadyAnnouncement) -> str:
+    at = f"{note.at.timestamp():.6f}" if note.at is not None else "-"
+    # Unique per announcement: PostgreSQL folds identical payloads sent in one transaction into one.
+    return f"{note.queue} {note.count} {at} {note.origin}"
+
+
+def parse_ready_payload(payload: str) -> ReadyAnnouncement | None:
+    """A NOTIFY payload as an announcement; None for this process's own (its waiters were woken in memory)."""
+    parts = payload.split(" ")
+    if len(parts) != 4:
+        return ReadyAnnouncement(payload, 1, None, "")  # a bare queue name, as older servers send
+    queue, count, at, origin = parts
+    if origin == process_origin():
+        return None
+    when = datetime.fromtimestamp(float(at), UTC) if at != "-" else None
+    return ReadyAnnouncement(queue, max(int(count), 1), when, origin)
 
 
 def listen_dsn(engine: Engine) -> str | None:

@@ -55,6 +55,17 @@ jobs = Table(
     Index("ix_jobs_finished_at", "finished_at"),
 )
 
+# Per queue and final state, the number of finished jobs in `jobs`, spread over a few rows per pair (by job id) so
+# concurrent completions do not wait on one row. Kept by triggers (migration 0003): never write it from code.
+finished_counts = Table(
+    "finished_counts",
+    metadata,
+    Column("queue", String(64), primary_key=True),
+    Column("state", String(16), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 execution_log_entries = Table(
     "execution_log_entries",
     metadata,

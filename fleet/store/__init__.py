@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from fleet.db.dialect import runs_inline
-from fleet.store.database import Clock, Database, StoreConfig, utcnow
+from fleet.store.database import STORE_THREADS, Clock, Database, StoreConfig, utcnow
 from fleet.store.jobs import JobStore, TokenScope
 from fleet.store.logs import LogStore
 from fleet.store.queues import QueueStore, RepositoryStore
@@ -17,8 +17,6 @@ from fleet.store.resetter import Resetter
 from fleet.store.retention import Retention
 from fleet.store.transitions import TransitionStore
 
-# As many as the single-statement pool holds (pool_size + max_overflow), so no store thread waits for one.
-STORE_THREADS = 40
 P = ParamSpec("P")
 T = TypeVar("T")
 

@@ -11,11 +11,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.db import migrate
-from fleet.db.dialect import WRITE_OPTION, is_sqlite, make_engine, single_statement_engines
+from fleet.db.dialect import (
+    READY_KEY,
+    WRITE_OPTION,
+    ReadyAnnouncement,
+    is_sqlite,
+    make_engine,
+    single_statement_engines,
+)
 
 Clock = Callable[[], datetime]
+# Worker threads for store calls from async code on PostgreSQL (fleet.store.Store.call). Long polls park on the
+# event loop, not in a thread, so these only run statements: 16 keep 2 cores busy with round trips to spare.
+STORE_THREADS = 16
 
 
 def utcnow() -> datetime:
@@ -42,7 +53,9 @@ class Database:
         self.clock = clock
         self.config = config or StoreConfig()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self._read_one_engine, self._write_one_engine = single_statement_engines(engine)
+        self._read_one_engine, self._write_one_engine = single_statement_engines(engine, STORE_THREADS)
+        # Called after a commit for each announce_ready() made in it: the server's notifier wakes waiters.
+        self.ready_listeners: list[Callable[[ReadyAnnouncement], None]] = []
         # SQLite allows one writer at a time and makes the others sleep-and-retry in its busy handler (sleeps of
         # up to 100 ms). Queuing this process's writers on a lock instead hands the database over at once.
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
@@ -64,8 +77,9 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One transaction that commits on success; every state change happens inside exactly one of these."""
-        with self._write_lock, self._write_engine.begin() as conn:
+        with self._write_lock, self._write_engine.begin() as conn, self._announcements(conn) as pending:
             yield conn
+        self._announce(pending)
 
     @contextmanager
     def read_one(self) -> Iterator[Connection]:
@@ -76,8 +90,33 @@ class Database:
     @contextmanager
     def write_one(self) -> Iterator[Connection]:
         """A write that is exactly one statement (reads of cached data aside): atomic without a transaction."""
-        with self._write_lock, self._write_one_engine.begin() as conn:
+        with self._write_lock, self._write_one_engine.begin() as conn, self._announcements(conn) as pending:
             yield conn
+        self._announce(pending)
+
+    @staticmethod
+    @contextmanager
+    def _announcements(conn: Connection) -> Iterator[list[ReadyAnnouncement]]:
+        """Collects the transaction's announce_ready() calls; none stay on the pooled connection."""
+        pending: list[ReadyAnnouncement] = []
+        try:
+            yield pending
+        except BaseException:
+            # Nothing is announced for a transaction that fails; an invalidated connection refuses even .info.
+            with contextlib.suppress(SQLAlchemyError):
+                conn.info.pop(READY_KEY, None)
+            raise
+        pending.extend(conn.info.pop(READY_KEY, ()))
+
+    def _announce(self, pending: list[ReadyAnnouncement]) -> None:
+        # Only after the commit: a waiter woken earlier would claim before the job is visible.
+        for note in pending:
+            for listener in self.ready_listeners:
+                listener(note)
+
+    def engines(self) -> list[Engine]:
+        """Every engine the store runs statements on (for statement counters in tests and benchmarks)."""
+        return list({id(e): e for e in (self.engine, self._read_one_engine)}.values())
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -70,6 +70,7 @@ def job_record(row: Row[Any]) -> dict[str, Any]:
 # Hot-path statements are built once: building and cache-keying a statement costs more than running it.
 # Claim statements are cached per list of queues; executors use a handful of lists, so this bound is generous.
 MAX_CACHED_CLAIMS = 256
+MAX_SPARE_TOKENS = 64
 
 _SCOPE_OF_TOKEN = select(jobs.c.id, jobs.c.attempt, jobs.c.queue, jobs.c.repository_name, jobs.c.executor_name).where(
     jobs.c.token_hash == bindparam("token_hash", type_=String), jobs.c.state == JobState.PROCESSING.value
@@ -81,6 +82,9 @@ class JobStore:
         self.db = db
         self.queues = queues
         self._claims: dict[tuple[str, ...], Update] = {}
+        # Tokens made for claims that found nothing, kept for the next claim: a token is made and hashed once
+        # per claim that wins, not once per attempt. They never left the server. (list.pop/append are atomic.)
+        self._spare_tokens: list[tuple[str, str]] = []
 
     def submit(self, submission: JobSubmission) -> dict[str, Any]:
         now = self.db.clock()
@@ -115,16 +119,18 @@ class JobStore:
 
         The job token is generated here and only its hash is stored: the plain token exists in this reply only.
         """
-        token = secrets.token_urlsafe(32)
-        params: dict[str, Any] = {
-            "c_now": self.db.clock(),
-            "c_executor": executor_name,
-            "c_token_hash": hash_token(token),
-        }
+        try:
+            token, token_hash = self._spare_tokens.pop()
+        except IndexError:
+            token = secrets.token_urlsafe(32)
+            token_hash = hash_token(token)
+        params: dict[str, Any] = {"c_now": self.db.clock(), "c_executor": executor_name, "c_token_hash": token_hash}
         with self.db.write_one() as conn:
             self.queues.require_cached(conn, queue_names)
             row = conn.execute(self._claim_statement(tuple(queue_names)), params).first()
         if row is None:
+            if len(self._spare_tokens) < MAX_SPARE_TOKENS:
+                self._spare_tokens.append((token, token_hash))
             return None
         return {"version": JOB_VERSION, "id": row.id, "queue": row.queue, "token": token, **row.spec}
 

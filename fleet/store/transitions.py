@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from fleet.db.dialect import UTCDateTime, upsert
+from fleet.db.dialect import UTCDateTime, announce_ready, upsert
 from fleet.db.models import executors, jobs
 from fleet.states import JobState
 from fleet.store.database import Database, hash_token
@@ -172,6 +172,7 @@ class TransitionStore:
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(num_failures=failures))
                 return self._finish(conn, row, JobState.FAILED, message)
             now = self.db.clock()
+            retry_at = now + timedelta(seconds=policy.retry_delay_seconds)
             conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id)
@@ -181,9 +182,11 @@ class TransitionStore:
                     failure_message=message,
                     finished_at=now,
                     token_hash=None,
-                    process_after=now + timedelta(seconds=policy.retry_delay_seconds),
+                    process_after=retry_at,
                 )
             )
+            # Waiters are woken when the delay runs out (a timer per queue in the server), not by polling.
+            announce_ready(conn, [queue], at=retry_at)
             return Outcome(job_id, queue, JobState.ERRORED)
 
     def heartbeat(

@@ -271,10 +271,11 @@ def test_postgresql_connections_killed_under_the_store(pg_cluster: Any, clock: F
 
 
 def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> None:
-    """Submits and resets NOTIFY the queue name on commit, so every server process can wake its long polls."""
+    """Submits and resets NOTIFY on commit (queue, count of jobs, due time, origin), so every server process can
+    wake its long polls; the process that sent it ignores its own (it woke its waiters in memory)."""
     import psycopg
 
-    from fleet.db.dialect import QUEUE_CHANNEL, listen_dsn
+    from fleet.db.dialect import QUEUE_CHANNEL, listen_dsn, parse_ready_payload
 
     url = pg_cluster.create_database()
     store = Store.open(url, clock)
@@ -286,14 +287,15 @@ def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> N
             listener.execute(f"LISTEN {QUEUE_CHANNEL}")
             submit(store, queue="indexing")
             heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
-            assert heard == ["indexing"]
+            assert [p.split(" ")[:3] for p in heard] == [["indexing", "1", "-"]]
+            assert parse_ready_payload(heard[0]) is None  # sent by this process
             job = store.jobs.claim(["indexing"], "e")
             assert job is not None
             assert list(listener.notifies(timeout=0.3)) == []  # a claim announces nothing
             clock.advance(26)
             assert store.resetter.reset_stalled().requeued == [(job["id"], "indexing")]
             heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
-            assert heard == ["indexing"]
+            assert [p.split(" ")[:3] for p in heard] == [["indexing", "1", "-"]]
     finally:
         store.close()
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from fleet.api import fleet_view
 from fleet.api.auth import require_api
 from fleet.api.log_stream import stream_response, wants_stream
 from fleet.schemas import JobSubmission, QueueCreate, RepositoryCreate
@@ -36,13 +36,14 @@ def list_jobs(
     queue: str | None = None,
     state: JobState | None = None,
     limit: int = Query(100, ge=1, le=1000),
+    before: int | None = Query(None, ge=1, description="Only jobs with a smaller id: the next page of a listing."),
 ) -> dict[str, Any]:
     store = _store(request)
     if queue and queue not in store.queues.names():
         # An empty list would read as "no jobs"; a misspelt queue name deserves to be told.
         known = ", ".join(store.queues.names()) or "none"
         raise NotFound(f"queue {queue!r} does not exist (known: {known})")
-    return {"jobs": store.jobs.list(queue=queue, state=state, limit=limit)}
+    return {"jobs": store.jobs.list(queue=queue, state=state, limit=limit, before=before)}
 
 
 @router.get("/jobs/{job_id}")
@@ -92,25 +93,7 @@ def add_queue(request: Request, body: QueueCreate) -> dict[str, Any]:
 
 
 def executor_records(request: Request) -> list[dict[str, Any]]:
-    store = _store(request)
-    now = store.db.clock()
-    healthy_within = timedelta(seconds=3 * request.app.state.settings.heartbeat_interval_seconds)
-    return [
-        {
-            "name": r.name,
-            "hostname": r.hostname,
-            "queues": r.queue_names,
-            "os": r.os,
-            "architecture": r.architecture,
-            "dockerVersion": r.docker_version,
-            "executorVersion": r.executor_version,
-            "gitVersion": r.git_version,
-            "firstSeenAt": r.first_seen_at.isoformat(),
-            "lastSeenAt": r.last_seen_at.isoformat(),
-            "healthy": now - r.last_seen_at <= healthy_within,
-        }
-        for r in store.transitions.list_executors()
-    ]
+    return fleet_view.executor_records(_store(request), request.app.state.settings.heartbeat_interval_seconds)
 
 
 @router.get("/executors")

@@ -13,7 +13,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-MISSING = "—"
+from fleet.durations import MISSING
+from fleet.durations import format_duration as duration
+
 # In a pipe rich would wrap at 80 columns; tables are printed at their natural width there instead.
 console = Console(width=None if sys.stdout.isatty() else 100_000, soft_wrap=not sys.stdout.isatty())
 STATE_STYLE = {
@@ -47,20 +49,6 @@ def styled(word: str) -> str:
     return f"[{style}]{word}[/]" if style else word
 
 
-def duration(seconds: float | None) -> str:
-    """The one duration format: 0.4s, 27s, 2m05s, 3h07m."""
-    if seconds is None:
-        return MISSING
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-
-
 def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -91,3 +79,6 @@ def _camel_key(key: str) -> str:
 
 def json_out(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+__all__ = ["MISSING", "camel", "console", "duration", "json_out", "show", "styled", "table", "when"]

@@ -68,7 +68,12 @@ class Agent:
                     break
             poller.join()
             log.warning("executor stopped taking jobs: %s", self.end_reason or "signal received")
-            return self._finish_running()
+            code = self._finish_running()
+            if code == 0:
+                self.draining.set()  # the heartbeat thread ends, so no later heartbeat undoes the goodbye
+                heartbeat.join(self.settings.heartbeat_interval + 35)
+                self._goodbye()
+            return code
         finally:
             self.draining.set()
             janitor.stop()
@@ -183,6 +188,14 @@ class Agent:
                     elif job_id not in known and job_id in current and current[job_id].stop.stop(StopReason.ABANDONED):
                         log.warning("job %s: unknown to the server (requeued or finished elsewhere)", job_id)
             time.sleep(self.settings.heartbeat_interval if not self.draining.is_set() else 1.0)
+
+    def _goodbye(self) -> None:
+        """A last heartbeat saying this executor exits cleanly, so the server shows it drained, not crashed."""
+        info = {**heartbeat_info(self.runtime_version), "exitReason": f"drained: {self.end_reason or 'signal'}"}
+        try:
+            self.api.heartbeat(self.settings.queue_names, [], info)
+        except ApiError as exc:
+            log.warning("could not tell the server this executor exits: %s", exc)
 
     def handle_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1

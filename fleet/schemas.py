@@ -128,6 +128,8 @@ class HeartbeatRequest(_Lenient):
     gitVersion: str = ""
     srcCliVersion: str = ""
     prometheusMetrics: str = ""
+    # Sent in an executor's last heartbeat when it exits cleanly, e.g. "drained: EXECUTOR_NUM_TOTAL_JOBS=1".
+    exitReason: str = ""
 
     @field_validator("jobIds")
     @classmethod

@@ -166,6 +166,7 @@ async def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest
         "executor_version": body.executorVersion[:64],
         "git_version": body.gitVersion[:64],
         "prometheus_metrics": body.prometheusMetrics[:MAX_PROMETHEUS_METRICS_BYTES],
+        "exit_reason": body.exitReason[:64] or None,
     }
     store = _store(request)
     known, cancel = await store.call(store.transitions.heartbeat, queues, executor, body.job_ids())

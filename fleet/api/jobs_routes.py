@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from fleet.api import fleet_view
 from fleet.api.auth import require_api
+from fleet.api.log_stream import stream_response, wants_stream
 from fleet.schemas import JobSubmission, QueueCreate, RepositoryCreate
 from fleet.states import JobState
 from fleet.store import Store
-from fleet.store.errors import InvalidInput
+from fleet.store.errors import InvalidInput, NotFound
+from fleet.store.jobs import job_record
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api)])
 
@@ -32,8 +34,14 @@ def list_jobs(
     queue: str | None = None,
     state: JobState | None = None,
     limit: int = Query(100, ge=1, le=1000),
+    before: int | None = Query(None, ge=1, description="Only jobs with a smaller id: the next page of a listing."),
 ) -> dict[str, Any]:
-    return {"jobs": _store(request).jobs.list(queue=queue, state=state, limit=limit)}
+    store = _store(request)
+    if queue and queue not in store.queues.names():
+        # An empty list would read as "no jobs"; a misspelt queue name deserves to be told.
+        known = ", ".join(store.queues.names()) or "none"
+        raise NotFound(f"queue {queue!r} does not exist (known: {known})")
+    return {"jobs": store.jobs.list(queue=queue, state=state, limit=limit, before=before)}
 
 
 @router.get("/jobs/{job_id}")
@@ -41,16 +49,28 @@ def get_job(request: Request, job_id: int) -> dict[str, Any]:
     return _store(request).jobs.get(job_id)
 
 
-@router.get("/jobs/{job_id}/logs")
-def get_logs(request: Request, job_id: int) -> dict[str, Any]:
+@router.get("/jobs/{job_id}/logs", response_model=None)
+def get_logs(request: Request, job_id: int) -> dict[str, Any] | Response:
+    """The job's log entries; with `Accept: text/event-stream` or `?follow=1`, a stream until the job ends."""
     store = _store(request)
-    store.jobs.get(job_id)
+    job = store.jobs.get(job_id)
+    if wants_stream(request):
+        return stream_response(request, store, job_id, job)
     return {"jobId": job_id, "entries": store.logs.for_job(job_id)}
 
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
     return _store(request).jobs.cancel(job_id)
+
+
+@router.post("/jobs/{job_id}/retry")
+def retry_job(request: Request, job_id: int) -> dict[str, Any]:
+    """Queue a finished (completed, failed or canceled) job again as a new attempt; its logs are kept."""
+    store = _store(request)
+    job = job_record(store.transitions.retry(job_id))
+    request.app.state.notifier.notify([job["queue"]])
+    return job
 
 
 @router.get("/queues")
@@ -71,25 +91,7 @@ def add_queue(request: Request, body: QueueCreate) -> dict[str, Any]:
 
 
 def executor_records(request: Request) -> list[dict[str, Any]]:
-    store = _store(request)
-    now = store.db.clock()
-    healthy_within = timedelta(seconds=3 * request.app.state.settings.heartbeat_interval_seconds)
-    return [
-        {
-            "name": r.name,
-            "hostname": r.hostname,
-            "queues": r.queue_names,
-            "os": r.os,
-            "architecture": r.architecture,
-            "dockerVersion": r.docker_version,
-            "executorVersion": r.executor_version,
-            "gitVersion": r.git_version,
-            "firstSeenAt": r.first_seen_at.isoformat(),
-            "lastSeenAt": r.last_seen_at.isoformat(),
-            "healthy": now - r.last_seen_at <= healthy_within,
-        }
-        for r in store.transitions.list_executors()
-    ]
+    return fleet_view.executor_records(_store(request), request.app.state.settings.heartbeat_interval_seconds)
 
 
 @router.get("/executors")

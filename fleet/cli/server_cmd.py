@@ -7,13 +7,18 @@ import os
 from typing import Any
 
 import typer
-from pydantic import ValidationError
 
 from fleet.cli.errors import EXIT_CONFIG, fail, settings_error_line
-from fleet.cli.main import app
+from fleet.cli.main import app, examples
 
 
-@app.command("server")
+@app.command(
+    "server",
+    epilog=examples(
+        "FLEET_EXECUTORS_ACCESS_TOKEN=$(openssl rand -hex 32) FLEET_API_TOKEN=$(openssl rand -hex 32) fleet server",
+        "fleet server --database-url postgresql+psycopg://fleet:pw@db/fleet --http-addr 0.0.0.0:3080 --workers 2",
+    ),
+)
 def server(
     database_url: str = typer.Option(None, help="Overrides FLEET_DATABASE_URL (default sqlite:///./fleet.db)."),
     http_addr: str = typer.Option(None, help="Overrides FLEET_HTTP_ADDR (default 127.0.0.1:3080)."),
@@ -27,6 +32,7 @@ def server(
 
     Needs FLEET_EXECUTORS_ACCESS_TOKEN (at least 20 characters) and FLEET_API_TOKEN in the environment.
     """
+    from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
     from fleet.app import create_app, store_config

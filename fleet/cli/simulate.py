@@ -9,17 +9,20 @@ from typing import Annotated, Any
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail
-from fleet.cli.main import app
-from fleet.simulate.engine import simulate
-from fleet.simulate.policy import PolicyError, derive_policy, make_policy
-from fleet.simulate.report import as_json, as_table, plot
+from fleet.cli.main import app, examples
 from fleet.simulate.trace import Arrival, GeneratorSpec, TraceError, Workload, generate, read_csv, write_csv
 
 POLICY = "Policy (the Terraform module variables and the autoscaler's timing)"
 WORKLOAD = "Generated workload (when no TRACE is given)"
 
 
-@app.command("simulate")
+@app.command(
+    "simulate",
+    epilog=examples(
+        "fleet simulate --generate bursty --hours 8",
+        "fleet simulate trace.csv --vs seeds-aws --json",
+    ),
+)
 def simulate_cmd(
     trace: Annotated[
         Path | None, typer.Argument(help="CSV of `submit_seconds,duration_seconds` rows; omit to use --generate.")
@@ -91,6 +94,11 @@ def simulate_cmd(
     seconds; the autoscaler reads its --statistic over each --metric-period.
     Scale-in retires instances: a busy executor finishes its jobs first.
     """
+    # The policy models (pydantic) and the engine are imported here, so other commands do not pay for them.
+    from fleet.simulate.engine import simulate
+    from fleet.simulate.policy import PolicyError, derive_policy, make_policy
+    from fleet.simulate.report import as_json, as_table, plot
+
     try:
         policy = make_policy(
             {

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail
-from fleet.cli.main import app
-from fleet.infra.config import DEFAULT_PATH, ConfigError, load_config
-from fleet.infra.status import PoolStatus, StatusError, collect
+from fleet.cli.main import app, examples
+from fleet.cli.output import camel, duration, json_out
+
+if TYPE_CHECKING:
+    from fleet.infra.status import PoolStatus
+
+DEFAULT_PATH = Path("fleet.toml")  # fleet.infra.config.DEFAULT_PATH, without importing the config models
 
 COLUMNS = ["pool", "queue", "size", "queued", "running", "oldest wait", "desired", "in service", "pending", "executors"]
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _row(st: PoolStatus) -> list[str]:
@@ -36,9 +28,9 @@ def _row(st: PoolStatus) -> list[str]:
         str(st.size),
         str(st.queued),
         str(st.processing),
-        _duration(st.oldest_queued_age_seconds),
+        duration(st.oldest_queued_age_seconds),
         *group_cells,
-        f"{st.executors_healthy} healthy / {st.executors_seen}",
+        f"{st.executors_healthy} healthy of {st.executors_seen}",
     ]
 
 
@@ -51,16 +43,21 @@ def render(statuses: list[PoolStatus]) -> str:
     return "\n".join(lines)
 
 
-@app.command("status")
+@app.command("status", epilog=examples("fleet status", "fleet status -c prod.toml --json"))
 def status_cmd(
     config_path: Annotated[Path, typer.Option("--config", "-c", help="The fleet config file.")] = DEFAULT_PATH,
     server_url: Annotated[
         str | None, typer.Option("--server", help="Fleet server URL for the job API; default FLEET_URL or fleet_url.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (camelCase keys, as the API): cloud, region, pools[].")
+    ] = False,
 ) -> None:
     """Per pool: queue size and oldest wait (fleet server), desired / in-service / pending instances (cloud),
     executors seen, and warnings when these disagree. Needs FLEET_API_TOKEN and the cloud's credentials."""
+    from fleet.infra.config import ConfigError, load_config
+    from fleet.infra.status import StatusError, collect
+
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -70,7 +67,8 @@ def status_cmd(
     except StatusError as exc:
         fail(str(exc))
     if as_json:
-        doc = {"cloud": config.cloud.value, "region": config.region, "pools": [s.to_json() for s in statuses]}
-        typer.echo(json.dumps(doc, indent=2))
+        json_out(
+            camel({"cloud": config.cloud.value, "region": config.region, "pools": [s.to_json() for s in statuses]})
+        )
         return
     typer.echo(render(statuses))

@@ -95,4 +95,6 @@ executors = Table(
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("prometheus_metrics", Text, nullable=False, default=""),
+    # Set by the executor's last heartbeat when it exits cleanly ("drained"); NULL while it runs or if it crashed.
+    Column("exit_reason", String(64), nullable=True),
 )

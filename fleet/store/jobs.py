@@ -203,8 +203,12 @@ class JobStore:
             raise NotFound(f"job {job_id} does not exist")
         return job_record(row)
 
-    def list(self, queue: str | None = None, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list(
+        self, queue: str | None = None, state: str | None = None, limit: int = 100, before: int | None = None
+    ) -> list[dict[str, Any]]:
         stmt = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if before:
+            stmt = stmt.where(jobs.c.id < before)
         if queue:
             stmt = stmt.where(jobs.c.queue == queue)
         if state:

@@ -27,9 +27,9 @@ from sqlalchemy import (
 
 from fleet.db.dialect import UTCDateTime, announce_ready, upsert
 from fleet.db.models import executors, jobs
-from fleet.states import JobState
+from fleet.states import TERMINAL, JobState
 from fleet.store.database import Database, hash_token
-from fleet.store.errors import NotFound
+from fleet.store.errors import Conflict, NotFound
 from fleet.store.queues import QueueStore
 
 
@@ -188,6 +188,41 @@ class TransitionStore:
             # Waiters are woken when the delay runs out (a timer per queue in the server), not by polling.
             announce_ready(conn, [queue], at=retry_at)
             return Outcome(job_id, queue, JobState.ERRORED)
+
+    def retry(self, job_id: int) -> Row[Any]:
+        """Queue a finished job again. Its next dequeue is a new attempt; earlier attempts' log entries stay.
+
+        The retry and reset budgets start afresh: this is a person's decision, not the queue's retry policy.
+        """
+        now = self.db.clock()
+        with self.db.write() as conn:
+            # The state check is in the UPDATE's WHERE, so two retries of one job cannot both queue it.
+            queue = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state.in_([s.value for s in TERMINAL]))
+                .values(
+                    state=JobState.QUEUED,
+                    queued_at=now,
+                    process_after=None,
+                    started_at=None,
+                    finished_at=None,
+                    last_heartbeat_at=None,
+                    executor_name=None,
+                    num_resets=0,
+                    num_failures=0,
+                    failure_message=None,
+                    cancel_requested=False,
+                    token_hash=None,
+                )
+                .returning(jobs.c.queue)
+            ).scalar()
+            if queue is None:
+                state = conn.execute(select(jobs.c.state).where(jobs.c.id == job_id)).scalar()
+                if state is None:
+                    raise NotFound(f"job {job_id} does not exist")
+                raise Conflict(f"job {job_id} is {state}: only completed, failed or canceled jobs can be retried")
+            announce_ready(conn, [queue])
+            return conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
 
     def heartbeat(
         self, queue_names: list[str], executor: dict[str, Any], job_ids: list[int]

@@ -112,17 +112,17 @@ def test_aws_status_reads_the_group_and_the_server(aws_env: str, server: FleetSe
     assert code == 0, err
     doc = json.loads(out)
     batches, codeintel = pool(doc, "batches"), pool(doc, "codeintel")
-    assert (batches["queued"], batches["processing"], batches["size"], batches["policy_wants"]) == (2, 1, 3, 2)
+    assert (batches["queued"], batches["processing"], batches["size"], batches["policyWants"]) == (2, 1, 3, 2)
     assert batches["group"] == {
         "name": "prod-executors-batches",
         "found": True,
         "desired": 2,
-        "in_service": 2,
+        "inService": 2,
         "pending": 0,
         "other": 0,
     }
-    assert (batches["executors_seen"], batches["executors_recent"], batches["executors_healthy"]) == (1, 1, 1)
-    assert batches["oldest_queued_age_seconds"] is not None
+    assert (batches["executorsSeen"], batches["executorsRecent"], batches["executorsHealthy"]) == (1, 1, 1)
+    assert batches["oldestQueuedAgeSeconds"] is not None
     assert batches["warnings"] == []
     assert codeintel["size"] == 4 and codeintel["group"]["desired"] == 2
     assert any("raise max_replicas" in w for w in codeintel["warnings"])
@@ -160,11 +160,11 @@ def test_google_status_reads_the_regional_mig(compute_api: ComputeStandIn, serve
         "name": "prod-executors-batches",
         "found": True,
         "desired": 3,
-        "in_service": 2,
+        "inService": 2,
         "pending": 1,
         "other": 0,
     }
-    assert batches["policy_wants"] == 3  # ceil(5 / 2)
+    assert batches["policyWants"] == 3  # ceil(5 / 2)
     assert any("no executor seen for google-q" in w for w in batches["warnings"])
     assert compute_api.requests == [
         "/compute/v1/projects/acme/regions/us-central1/instanceGroupManagers/prod-executors-batches"

@@ -205,6 +205,7 @@ def test_docker_step_cannot_mknod_or_gain_privileges_but_builds_work(
             "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
             "if mknod /tmp/disk b 8 0 2>/tmp/mknod.err; then echo MKNOD-WORKED; else echo mknod refused; fi",
             "cat /tmp/mknod.err",
+            "su -s /bin/sh nobody -c 'id -u'",  # changing to another user of the image still works
         ),
         workspace,
         out,
@@ -223,3 +224,4 @@ def test_docker_step_cannot_mknod_or_gain_privileges_but_builds_work(
     assert lines[4] == "stdout: 4096"
     assert lines[5] == "stdout: mknod refused"
     assert "Operation not permitted" in lines[6]
+    assert lines[7] == "stdout: 65534"

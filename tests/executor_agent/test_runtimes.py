@@ -18,7 +18,7 @@ from executor_agent.config import ExecutorSettings
 from executor_agent.job import JobSpec, StopReason, StopSignal
 from executor_agent.logstream import LogEntry
 from executor_agent.redaction import Redactor
-from executor_agent.runtimes.base import Runtime, StepResult, StepRun
+from executor_agent.runtimes.base import Runtime, RuntimeUnavailable, StepResult, StepRun
 from executor_agent.runtimes.docker import DockerRuntime
 from executor_agent.runtimes.shell import ShellRuntime
 from executor_agent.workspace import Workspace, create
@@ -225,3 +225,15 @@ def test_docker_step_cannot_mknod_or_gain_privileges_but_builds_work(
     assert lines[5] == "stdout: mknod refused"
     assert "Operation not permitted" in lines[6]
     assert lines[7] == "stdout: 65534"
+
+
+def test_test_vm_sandbox_never_pulls_a_missing_image(
+    docker_runtime: DockerRuntime, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pulls: list[str] = []
+    monkeypatch.setattr(docker_runtime.client.images, "pull", lambda image, **kw: pulls.append(image))
+    monkeypatch.setenv("EXECUTOR_TEST_VM_IMAGE", "acme/not-here:2")
+    with pytest.raises(RuntimeUnavailable, match="image 'acme/not-here:2' is not present in the Docker Engine"):
+        docker_runtime.start_sandbox(workspace, "executor-test-vm-x")
+    assert pulls == [], "a missing image must not be pulled (from the internet) by test-vm"
+    assert docker_runtime.client.containers.list(all=True, filters={"name": "executor-test-vm-x"}) == []

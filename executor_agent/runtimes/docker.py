@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import posixpath
 import secrets
 import socket
 import threading
@@ -351,7 +352,8 @@ class DockerSandbox:
 
 
 def _workdir(relative: str) -> str:
-    return "/data/" + relative.strip("/") if relative.strip("/") else "/data"
+    # "", "." and "./" are the workspace itself; the path was checked to stay inside it.
+    return posixpath.normpath(posixpath.join("/data", relative.strip("/") or "."))
 
 
 def _is_orphan(

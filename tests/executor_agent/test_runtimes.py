@@ -237,3 +237,17 @@ def test_test_vm_sandbox_never_pulls_a_missing_image(
         docker_runtime.start_sandbox(workspace, "executor-test-vm-x")
     assert pulls == [], "a missing image must not be pulled (from the internet) by test-vm"
     assert docker_runtime.client.containers.list(all=True, filters={"name": "executor-test-vm-x"}) == []
+
+
+@pytest.mark.parametrize("directory", [".", "./", "", "./sub/"])
+def test_dot_dirs_name_the_workspace_in_both_runtimes(
+    docker_runtime: DockerRuntime, workspace: Workspace, directory: str
+) -> None:
+    shell = ShellRuntime(make_settings(EXECUTOR_RUNTIME="shell", EXECUTOR_JOB_MEMORY="0"), "test-executor")
+    expected = {"docker": "/data", "shell": str(workspace.path)}
+    for name, runtime in (("docker", docker_runtime), ("shell", shell)):
+        out = entry()
+        result = run_step(runtime, step("pwd", dir=directory), workspace, out, StopSignal())
+        out.finish(result.exit_code)
+        suffix = "/sub" if "sub" in directory else ""
+        assert result.exit_code == 0 and out.output().splitlines()[-1] == f"stdout: {expected[name]}{suffix}", name

@@ -1,7 +1,9 @@
 """Idle fleet figures: what N parked executors cost one `fleet server`, and how fast a job reaches one of them.
 
 For each backend, mode and N, a real `fleet server` (default settings, one process) gets N executor connections
-from this process: in `long` mode each long-polls `dequeue?wait=30` as the agent does, in `plain` mode each
+from this process: in `long` mode each long-polls `dequeue?wait=10` and polls again when that ends, as the agent
+does with its default EXECUTOR_QUEUE_LONG_POLL (the first waits are spread over 0-10 s, so the re-polls come
+at the steady rate of N/10 a second, as from executors started at different times); in `plain` mode each
 polls `dequeue` once a second as the seeds' executors do. Over an idle window it prints the server's CPU (share
 of one core), SQL statements per second and per idle poll request, RSS and open fds (and their growth per
 waiter), and on PostgreSQL the backend sessions open and opened; then pickup latency (submit -> a parked
@@ -61,11 +63,11 @@ if path:
 class Fleet:
     """N simulated executors on their own keep-alive connections."""
 
-    def __init__(self, server: FleetServer, n: int, mode: str, deadline: float) -> None:
+    def __init__(self, server: FleetServer, n: int, mode: str, deadline: float, wait: float) -> None:
         self.host, port = server.url.removeprefix("http://").split(":")
         self.port = int(port)
         self.token = server.executor_token
-        self.n, self.mode, self.deadline = n, mode, deadline
+        self.n, self.mode, self.deadline, self.wait = n, mode, deadline, wait
         self.polls = 0  # dequeue requests answered
         self.got: asyncio.Queue[float] = asyncio.Queue()  # perf_counter when a job arrived
         self.tasks: list[asyncio.Task[None]] = []
@@ -79,13 +81,16 @@ class Fleet:
     async def _executor(self, i: int) -> None:
         c = RawHTTP(self.host, self.port)
         auth = {"Authorization": f"token-executor {self.token}"}
-        path = "/.executors/queue/batches/dequeue" + ("?wait=30" if self.mode == "long" else "")
+        path = "/.executors/queue/batches/dequeue"
+        wait = self.wait * (i + 1) / self.n  # the first waits end spread out, as executors started apart would
         if self.mode == "plain":
             await asyncio.sleep(i / self.n)  # spread the 1 s polls evenly, as independent machines would
         try:
             while time.monotonic() < self.deadline:
                 started = time.monotonic()
-                status, _ = await c.post(path, {"executorName": f"idle-{i}"}, auth)
+                poll = path + (f"?wait={wait:.3f}" if self.mode == "long" else "")
+                wait = self.wait
+                status, _ = await c.post(poll, {"executorName": f"idle-{i}"}, auth)
                 self.polls += 1
                 if status == 200:
                     self.got.put_nowait(time.perf_counter())
@@ -138,17 +143,18 @@ async def submit(c: RawHTTP, api_token: str) -> None:
 
 
 async def measure(
-    server: FleetServer, n: int, mode: str, window: float, samples: int, stmt_file: Path, cluster: Any
+    server: FleetServer, n: int, mode: str, window: float, samples: int, stmt_file: Path, cluster: Any, wait: float
 ) -> dict[str, Any]:
     proc = psutil.Process(server.process.pid)
     rss0, fds0 = proc.memory_info().rss, proc.num_fds()
     # Bounded: every executor stops by this time whatever happens.
-    fleet = Fleet(server, n, mode, time.monotonic() + window + samples * 1.5 + 120)
+    fleet = Fleet(server, n, mode, time.monotonic() + window + samples * 1.5 + 120, wait)
     await fleet.start()
     # Parked: every executor's first poll has been answered (plain) or is held (long).
     settle = time.monotonic() + 60
-    while time.monotonic() < settle and established(proc) < n:
+    while time.monotonic() < settle and proc.num_fds() < fds0 + n * 0.99:
         await asyncio.sleep(0.2)
+    connected = established(proc)
     await asyncio.sleep(2.0)
     sessions0 = pg_sessions(cluster, server.database_url)
     cpu0, st0, polls0, t0 = proc.cpu_times(), statements(stmt_file), fleet.polls, time.monotonic()
@@ -177,6 +183,7 @@ async def measure(
     polls = polls1 - polls0
     lat.sort()
     out: dict[str, Any] = {
+        "connected": connected,
         "cpu_share_of_core": round(cpu, 3),
         "statements_per_s": round((st1 - st0) / elapsed, 1),
         "polls_per_s": round(polls / elapsed, 1),
@@ -201,6 +208,7 @@ def main() -> None:
     ap.add_argument("--modes", default="long,plain", help="long (agent) and/or plain (seeds' 1 s polling)")
     ap.add_argument("--window", type=float, default=15.0, help="idle window in seconds")
     ap.add_argument("--samples", type=int, default=100, help="pickup latency samples")
+    ap.add_argument("--wait", type=float, default=10.0, help="long-poll wait (the agent's default is 10 s)")
     ap.add_argument("--quick", action="store_true", help="1,000 executors, 6 s windows, 30 samples")
     args = ap.parse_args()
     if args.quick:
@@ -231,7 +239,7 @@ def main() -> None:
                     try:
                         samples = args.samples if mode == "long" else max(5, args.samples // 5)
                         pg = cluster if backend == "postgresql" else None
-                        fig = asyncio.run(measure(server, n, mode, args.window, samples, stmt_file, pg))
+                        fig = asyncio.run(measure(server, n, mode, args.window, samples, stmt_file, pg, args.wait))
                     finally:
                         server.stop()
                     print(json.dumps({"backend": backend, "executors": n, "mode": mode, **fig}), flush=True)

@@ -4,8 +4,10 @@ A cycle is what an executor does per job: dequeue + addExecutionLogEntry + markC
 against `fleet server` (uvicorn) on loopback. Pickup latency is submit -> dequeue returned, with one idle client
 long-polling. Clients and server share this machine's cores, so the figures are a floor, not a ceiling.
 
-Run: .venv/bin/python bench/bench_protocol.py [--jobs N] [--backends sqlite,postgresql] [--workers 2]
-(--workers sets FLEET_WORKERS for the PostgreSQL runs; SQLite always runs one server process.)
+Run: .venv/bin/python bench/bench_protocol.py [--jobs N] [--backends sqlite,postgresql] [--workers 2] [--profile]
+(--workers sets FLEET_WORKERS for the PostgreSQL runs; SQLite always runs one server process. --profile samples
+the server with py-spy during the 8-client run and prints where its time goes, by layer; needs
+`.venv/bin/pip install py-spy`.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -111,14 +115,75 @@ async def worker(server: FleetServer, name: str, counter: list[int]) -> None:
         await c.close()
 
 
-async def cycles_per_second(server: FleetServer, jobs: int, clients: int) -> float:
+async def cycles_per_second(server: FleetServer, jobs: int, clients: int, profile: Path | None = None) -> float:
     await submit_many(server, jobs)
     counter = [0]
+    spy = None
+    if profile is not None:
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(server.process.pid),
+                "--rate",
+                "500",
+                "--format",
+                "raw",
+                "--output",
+                str(profile),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1.0)  # py-spy attaches
     start = time.perf_counter()
     await asyncio.gather(*(worker(server, f"bench-{i}", counter) for i in range(clients)))
     elapsed = time.perf_counter() - start
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        spy.wait(timeout=60)
     assert counter[0] == jobs, counter
     return jobs / elapsed
+
+
+# Layers of the server's time, by the first matching frame of a sample (innermost first).
+LAYERS = [
+    ("sqlite3 / psycopg (database driver and engine)", ("sqlite3", "psycopg", "execute (sqlalchemy/engine/default.py")),
+    ("SQLAlchemy (compile cache, parameters, results)", ("sqlalchemy/",)),
+    ("pydantic (body parsing)", ("pydantic",)),
+    ("JSON encoding of replies", ("json/", "render (starlette/responses.py")),
+    ("request metrics middleware", ("fleet/api/observability.py", "prometheus_client")),
+    ("store code (fleet/store)", ("fleet/store/",)),
+    ("routes (fleet/api)", ("fleet/api/",)),
+    ("Starlette / FastAPI routing and middleware", ("starlette/", "fastapi/")),
+    ("uvicorn HTTP parsing and transport", ("uvicorn/", "httptools", "h11")),
+    ("asyncio event loop", ("asyncio/",)),
+]
+
+
+def profile_summary(path: Path) -> list[tuple[str, float]]:
+    """Share of the server's busy samples per layer, attributed to the innermost frame of a known layer."""
+    totals: dict[str, int] = {}
+    busy = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if any("select" in f and "selectors.py" in f for f in frames[-2:]):
+            continue  # idle in the event loop's poll
+        n = int(count)
+        busy += n
+        layer = "other"
+        for frame in reversed(frames):
+            hit = next((name for name, keys in LAYERS if any(k in frame for k in keys)), None)
+            if hit:
+                layer = hit
+                break
+        totals[layer] = totals.get(layer, 0) + n
+    return sorted(((k, v / busy) for k, v in totals.items()), key=lambda kv: -kv[1]) if busy else []
 
 
 async def pickup_latency(server: FleetServer, samples: int) -> tuple[float, float]:
@@ -149,11 +214,13 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--samples", type=int, default=200, help="pickup latency samples")
     ap.add_argument("--workers", type=int, default=1, help="server processes (FLEET_WORKERS) on PostgreSQL")
+    ap.add_argument("--profile", action="store_true", help="py-spy the server during the 8-client runs")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'backend':<11} {'workers':>7} {'clients':>7} {'cycles/s':>9}")
     pickups = {}
+    profiles: dict[str, list[tuple[str, float]]] = {}
     cluster = None
     for backend in args.backends.split(","):
         for clients in (1, 8, 32):
@@ -166,7 +233,10 @@ def main() -> None:
                 url = f"sqlite:///{tmp}/bench-{clients}.db"
             server = start_fleet_server(tmp / f"{backend}-{clients}", url, workers=str(workers))
             try:
-                rate = asyncio.run(cycles_per_second(server, args.jobs, clients))
+                profile = tmp / f"profile-{backend}.txt" if args.profile and clients == 8 else None
+                rate = asyncio.run(cycles_per_second(server, args.jobs, clients, profile))
+                if profile is not None:
+                    profiles[backend] = profile_summary(profile)
                 print(f"{backend:<11} {workers:>7} {clients:>7} {rate:>9.0f}", flush=True)
                 if clients == 1:
                     pickups[backend] = asyncio.run(pickup_latency(server, args.samples))
@@ -174,6 +244,10 @@ def main() -> None:
                 server.stop()
     for backend, (p50, p99) in pickups.items():
         print(f"pickup latency {backend}: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms (target p50 <= 50 ms)")
+    for backend, layers in profiles.items():
+        print(f"where the server's busy time goes, {backend}, 8 clients (py-spy):")
+        for name, share in layers:
+            print(f"  {share * 100:5.1f} %  {name}")
     if cluster:
         cluster.stop()
 

@@ -2,8 +2,10 @@
 
 Claim: a burst of --backlog jobs lands in one queue and is analyzed; then --claims claims run against one queue
 and against two (the second empty), and the median of the first and the last 100 is printed: a claim that
-walked the claimed jobs or the table would grow from first to last. Stats: QueueStore.stats() (what
-/api/v1/queues, /metrics and the dashboard read) with 100,000 and 1,000,000 finished jobs in the table.
+walked the claimed jobs or the table would grow from first to last. Completions: --claims claimed jobs are
+completed by 1 and by 8 threads, with the finished-job counters' triggers (migration 0003) in place and with
+them dropped, to show what the counters cost. Stats: QueueStore.stats() (what /api/v1/queues, /metrics and
+the dashboard read) with 10,000, 100,000 and 1,000,000 finished jobs (and 1,000 queued) in the table.
 
 Run: .venv/bin/python bench/bench_store.py [--backends sqlite,postgresql] [--backlog N] [--claims N]
 """
@@ -11,18 +13,22 @@ Run: .venv/bin/python bench/bench_store.py [--backends sqlite,postgresql] [--bac
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fleet.db.models import jobs  # noqa: E402
 from fleet.schemas import JobSubmission  # noqa: E402
 from fleet.store import Store  # noqa: E402
 from tests.support.postgres import PostgresCluster, start_cluster  # noqa: E402
@@ -80,6 +86,44 @@ def claims(store: Store, queues: list[str], n: int) -> tuple[float, float]:
     return statistics.median(times[:100]), statistics.median(times[-100:])
 
 
+def drop_counter_triggers(store: Store) -> None:
+    with store.db.engine.begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        for name in ("insert", "update", "delete") if postgres else ("insert", "leave", "enter", "delete"):
+            conn.execute(text(f"DROP TRIGGER jobs_count_finished_{name}" + (" ON jobs" if postgres else "")))
+
+
+def completions(store: Store, n: int, threads: int) -> float:
+    """Completions per second of n claimed jobs, spread over `threads` threads."""
+    claimed = [store.jobs.claim(["a"], "bench") for _ in range(n)]
+    ids = [j["id"] for j in claimed if j is not None]
+    chunks = [ids[i::threads] for i in range(threads)]
+
+    def run(chunk: list[int]) -> None:
+        for job_id in chunk:
+            store.transitions.mark_complete("a", job_id, "bench")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, chunks))
+    return len(ids) / (time.perf_counter() - start)
+
+
+def timed(fn: Callable[[], object], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def count_every_job(store: Store) -> None:
+    """The per-state counts as stats() made them before the counters: a GROUP BY over the whole table."""
+    with store.db.read() as conn:
+        conn.execute(select(jobs.c.queue, jobs.c.state, func.count()).group_by(jobs.c.queue, jobs.c.state)).all()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backends", default="sqlite,postgresql")
@@ -106,19 +150,35 @@ def main() -> None:
                     f"first 100 median {first * 1000:.2f} ms, last 100 median {last * 1000:.2f} ms",
                     flush=True,
                 )
+            for counters in (True, False):
+                for threads in (1, 8):
+                    store = open_store(backend, tmp, pg, f"complete-{counters}-{threads}")
+                    try:
+                        if not counters:
+                            drop_counter_triggers(store)
+                        copy_first_job(store, args.claims - 1)
+                        rate = completions(store, args.claims, threads)
+                    finally:
+                        store.close()
+                    print(
+                        f"{backend:<11} completions, {threads} thread(s), counters {'on ' if counters else 'off'}: "
+                        f"{rate:,.0f}/s",
+                        flush=True,
+                    )
             store = open_store(backend, tmp, pg, "stats")
             try:
-                total = 1
-                for size in (100_000, 1_000_000):
-                    copy_first_job(store, size - total, state="completed")
-                    total = size
-                    times = []
-                    for _ in range(5):
-                        start = time.perf_counter()
-                        store.queues.stats()
-                        times.append(time.perf_counter() - start)
+                copy_first_job(store, 999)  # 1,000 queued jobs: the active states are counted, not summed
+                total = 1000
+                for finished in (10_000, 100_000, 1_000_000):
+                    copy_first_job(store, finished + 1000 - total, state="completed")
+                    total = finished + 1000
+                    size = finished
+                    now, before = timed(store.queues.stats), timed(functools.partial(count_every_job, store))
                     print(
-                        f"{backend:<11} queue stats, {size:>9,} jobs: median {statistics.median(times) * 1000:.1f} ms"
+                        f"{backend:<11} queue stats, {size:>9,} finished + 1,000 queued jobs: "
+                        f"median {now * 1000:.2f} ms (counting every job, as before migration 0003: "
+                        f"{before * 1000:.1f} ms)",
+                        flush=True,
                     )
             finally:
                 store.close()

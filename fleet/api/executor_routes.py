@@ -94,12 +94,17 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
     notifier: QueueNotifier = request.app.state.notifier
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(max(wait, 0.0), request.app.state.settings.max_long_poll_seconds)
+    # While another poll of each of these queues sleeps without a signal, no announced job is ready in them (it
+    # would have been handed to that poll): this one parks without a claim. Executors re-poll every few
+    # seconds, so this keeps an idle fleet free of SQL; the shared re-check covers what nothing announced.
+    skip_claim = wait > 0 and notifier.quiet(queues)
     # Parked before the first claim, so a job committed while that claim runs is signalled to this waiter.
     waiter = notifier.park(queues) if wait > 0 else None
     cause: Signal | None = None  # the signal this claim answers
     try:
         while True:
-            job = await store.call(store.jobs.claim, queues, body.executorName)
+            job = None if skip_claim else await store.call(store.jobs.claim, queues, body.executorName)
+            skip_claim = False
             arrived = waiter.take() if waiter is not None else None  # a signal handed during the claim
             if job is not None:
                 _pass_on_unused(notifier, job["queue"], cause, arrived)

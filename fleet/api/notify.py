@@ -233,6 +233,10 @@ class QueueNotifier:
         loop = self._loop or asyncio.get_running_loop()
         return loop.call_later(delay, fn, queue)
 
+    def quiet(self, queues: Iterable[str]) -> bool:
+        """Whether each queue has a waiter asleep with no signal: then no job announced in them is ready."""
+        return all(any(w.sleeping for w in self._waiting.get(q, ())) for q in queues)
+
     def waiting(self, queue: str) -> int:
         return len(self._waiting.get(queue, ()))
 

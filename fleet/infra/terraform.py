@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from python_terraform import Terraform
-
 MIN_VERSION = (1, 9)  # the modules declare required_version >= 1.9
 BIN_ENV = "FLEET_TERRAFORM_BIN"
 
@@ -126,6 +124,8 @@ class TerraformRunner:
         self.version = check_version(self.binary)
         self.workdir = workdir
         self.env = {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", **(env or {})}
+        from python_terraform import Terraform  # here, not at the top: `fleet --help` never needs it
+
         self.tf = Terraform(working_dir=str(workdir), terraform_bin_path=self.binary)
 
     def _args(self, args: tuple[str, ...]) -> tuple[str, ...]:

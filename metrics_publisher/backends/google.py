@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
-
-import google.auth
-import grpc
-from google.api import metric_pb2
-from google.auth.credentials import Credentials
-from google.auth.exceptions import GoogleAuthError
-from google.cloud import monitoring_v3
-from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
-from google.oauth2 import credentials as user_credentials
-from google.oauth2 import service_account
+from typing import TYPE_CHECKING, Any
 
 from metrics_publisher.backends.base import batches
 from metrics_publisher.config import ConfigError
 from metrics_publisher.series import Sample
+
+# The Google clients are imported where they are used: they cost a third of a second, which every run that does
+# not publish to Cloud Monitoring (and every --help) would pay.
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.cloud import monitoring_v3
 
 METRIC_TYPE = "custom.googleapis.com/executors/queue/size"
 RESOURCE_TYPE = "global"
@@ -38,6 +34,12 @@ _CREDENTIAL_VARS = (
 def make_client(credentials_info: dict[str, Any] | None, endpoint: str | None) -> monitoring_v3.MetricServiceClient:
     """A client for the endpoint: `http://HOST:PORT` is plaintext gRPC without credentials (local servers
     only); anything else is TLS with the given key or Google's default credential chain. Raises ConfigError."""
+    import google.auth
+    import grpc
+    from google.auth.exceptions import GoogleAuthError
+    from google.cloud import monitoring_v3
+    from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+
     if endpoint and endpoint.startswith("http://"):
         channel = grpc.insecure_channel(endpoint.removeprefix("http://").rstrip("/"))
         return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
@@ -54,6 +56,10 @@ def make_client(credentials_info: dict[str, Any] | None, endpoint: str | None) -
 
 def load_credentials(info: dict[str, Any]) -> Credentials:
     """Credentials from a key, without sending anything (also what --dry-run checks). Raises ConfigError."""
+    from google.auth.exceptions import GoogleAuthError
+    from google.oauth2 import credentials as user_credentials
+    from google.oauth2 import service_account
+
     kind = info.get("type")
     try:
         if kind == "service_account":
@@ -86,6 +92,9 @@ class CloudMonitoringBackend:
         self._last_end: datetime | None = None
 
     def series(self, sample: Sample, at: datetime) -> monitoring_v3.TimeSeries:
+        from google.api import metric_pb2
+        from google.cloud import monitoring_v3
+
         series = monitoring_v3.TimeSeries()
         series.metric.type = METRIC_TYPE
         series.metric.labels["queueName"] = sample.queue_name

@@ -132,12 +132,20 @@ def test_a_submission_wakes_exactly_one_waiter(database_url: str) -> None:
 
 
 def test_idle_waiters_send_no_statements(database_url: str) -> None:
+    """Parked polls, and polls arriving while others are parked, cost no SQL until a job is announced."""
+
     async def scenario() -> None:
         async with running(database_url) as server:
             polls = await park(server, 50)
             before = len(server.statements.log)
             await asyncio.sleep(1.5)
             assert server.statements.log[before:] == []
+            # New polls (executors re-poll every few seconds) park without a claim while others sleep: a job
+            # ready in the queue would have woken one of those.
+            polls += await park(server, 50)
+            assert server.statements.log[before:] == []
+            await server.submit()
+            await server.until(lambda: sum(p.done() for p in polls) == 1)
             for p in polls:
                 p.cancel()
 

@@ -50,8 +50,15 @@ def _postgresql_triggers() -> None:
                 WHERE queue = OLD.queue AND state = OLD.state AND shard = OLD.id % {SHARDS};
             END IF;
             IF TG_OP <> 'DELETE' AND NEW.state IN {FINAL} THEN
-                INSERT INTO finished_counts (queue, state, shard, n) VALUES (NEW.queue, NEW.state, NEW.id % {SHARDS}, 1)
-                ON CONFLICT (queue, state, shard) DO UPDATE SET n = finished_counts.n + 1;
+                -- A plain UPDATE first: the row exists but for the first job of each (queue, state, shard), and
+                -- an INSERT ... ON CONFLICT costs a speculative insertion every time.
+                UPDATE finished_counts SET n = n + 1
+                WHERE queue = NEW.queue AND state = NEW.state AND shard = NEW.id % {SHARDS};
+                IF NOT FOUND THEN
+                    INSERT INTO finished_counts (queue, state, shard, n)
+                    VALUES (NEW.queue, NEW.state, NEW.id % {SHARDS}, 1)
+                    ON CONFLICT (queue, state, shard) DO UPDATE SET n = finished_counts.n + 1;
+                END IF;
             END IF;
             RETURN NULL;
         END $$

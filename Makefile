@@ -17,8 +17,15 @@ $(STAMP): pyproject.toml
 system-deps:
 	@scripts/install-system-deps.sh
 
-demo: $(STAMP) system-deps
-	@$(BIN)/python scripts/demo.py
+# One progress line per step; the installers' output goes to .demo/*.log and is shown only when a step fails.
+# KEEP=1 leaves the fleet running (see scripts/demo.py).
+demo:
+	@mkdir -p .demo
+	@echo "[demo] installing the project into $(VENV) (log: .demo/install.log)"
+	@$(MAKE) -s $(STAMP) >.demo/install.log 2>&1 || { tail -n 30 .demo/install.log; exit 1; }
+	@echo "[demo] checking the Debian packages the demo needs (log: .demo/system-deps.log)"
+	@scripts/install-system-deps.sh >.demo/system-deps.log 2>&1 || { tail -n 30 .demo/system-deps.log; exit 1; }
+	@KEEP=$(KEEP) $(BIN)/python scripts/demo.py
 
 test: $(STAMP) system-deps
 	@$(BIN)/python -m pytest -q tests

@@ -1,21 +1,32 @@
 """Prometheus families of the agent, served on EXECUTOR_METRICS_ADDR and sent with every heartbeat.
 
-The paths follow the seeds' scrape config: `/proxy?module=executor` (this process) and `/proxy?module=node`
-(forwarded to NODE_EXPORTER_URL), plus plain `/metrics`.
+The paths follow the seeds' scrape config: `/proxy?module=executor` (this process), `/proxy?module=node`
+(forwarded to NODE_EXPORTER_URL), `/proxy?module=registry` (forwarded to DOCKER_REGISTRY_NODE_EXPORTER_URL, the
+registry mirror's node_exporter), plus plain `/metrics`. See docs/executor.md and docs/operations.md.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 log = logging.getLogger(__name__)
+disable_created_metrics()  # `*_created` series double every counter and no dashboard reads them
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 processor_total = Counter("src_executor_processor_total", "Jobs handled by the executor.", ["queue"], registry=REGISTRY)
@@ -75,11 +86,19 @@ def exposition() -> str:
 
 
 class MetricsServer:
-    """A small HTTP server in a daemon thread; `port` is the bound port (useful when configured as :0)."""
+    """A small HTTP server in a daemon thread; `port` is the bound port (useful when configured as :0).
 
-    def __init__(self, addr: str, node_exporter_url: str) -> None:
+    `registry_exporter_url` defaults to DOCKER_REGISTRY_NODE_EXPORTER_URL from the environment.
+    """
+
+    def __init__(self, addr: str, node_exporter_url: str, registry_exporter_url: str | None = None) -> None:
         host, _, port = addr.rpartition(":")
-        node_url = node_exporter_url.rstrip("/")
+        if registry_exporter_url is None:
+            registry_exporter_url = os.environ.get("DOCKER_REGISTRY_NODE_EXPORTER_URL", "")
+        upstreams = {
+            "node": ("NODE_EXPORTER_URL", node_exporter_url.rstrip("/")),
+            "registry": ("DOCKER_REGISTRY_NODE_EXPORTER_URL", registry_exporter_url.rstrip("/")),
+        }
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
@@ -87,21 +106,23 @@ class MetricsServer:
                 module = parse_qs(url.query).get("module", ["executor"])[0]
                 if url.path == "/metrics" or (url.path == "/proxy" and module == "executor"):
                     self._reply(200, exposition().encode(), CONTENT_TYPE_LATEST)
-                elif url.path == "/proxy" and module == "node":
-                    self._node()
+                elif url.path == "/proxy" and module in upstreams:
+                    self._forward(*upstreams[module])
                 else:
-                    self._reply(404, b"not found: try /metrics or /proxy?module=executor|node\n", "text/plain")
+                    self._reply(404, b"not found: try /metrics or /proxy?module=executor|node|registry\n", "text/plain")
 
-            def _node(self) -> None:
-                if not node_url:
-                    self._reply(404, b"NODE_EXPORTER_URL is not set\n", "text/plain")
+            def _forward(self, variable: str, upstream: str) -> None:
+                if not upstream:
+                    self._reply(404, f"{variable} is not set\n".encode(), "text/plain")
                     return
                 try:
-                    with urllib.request.urlopen(f"{node_url}/metrics", timeout=10) as upstream:
-                        body = upstream.read()
-                        self._reply(200, body, upstream.headers.get("Content-Type", "text/plain"))
+                    with urllib.request.urlopen(f"{upstream}/metrics", timeout=10) as reply:
+                        body = reply.read()
+                        self._reply(200, body, reply.headers.get("Content-Type", "text/plain"))
                 except (urllib.error.URLError, OSError) as exc:
-                    self._reply(502, f"node_exporter at {node_url} unreachable: {exc}\n".encode(), "text/plain")
+                    self._reply(
+                        502, f"node_exporter at {upstream} ({variable}) unreachable: {exc}\n".encode(), "text/plain"
+                    )
 
             def _reply(self, status: int, body: bytes, content_type: str) -> None:
                 self.send_response(status)

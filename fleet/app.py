@@ -81,7 +81,7 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
         listener = DatabaseListener(dsn, QUEUE_CHANNEL, app.state.notifier) if dsn else None
         if listener:
             listener.start()
-        queue_collector = observability.QueueCollector(app.state.store)
+        queue_collector = observability.QueueCollector(app.state.store, settings.heartbeat_interval_seconds)
         app.state.metrics_registry.register(queue_collector)
         resetter = asyncio.create_task(_run_resetter(app))
         log.info("fleet server %s ready on %s", __version__, settings.resolved_external_url)

@@ -6,6 +6,9 @@
    started, the executor uses the shell runtime instead, and says so;
 4. one `executor`, one job: clone, a step that changes a file, then `git diff`;
 5. the job's state, logs and result, then everything the demo started is stopped (also on Ctrl-C or failure).
+
+With KEEP=1 (`make demo KEEP=1`) a successful demo leaves the server, the executor and the Docker Engine running
+and prints the dashboard URL, the token to sign in with, three `fleet` commands to try and how to stop it all.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from tests.support.docker_engine import DockerEngine, start_docker_engine  # noq
 
 QUEUE = "batches"
 REPO_NAME = "demo/hello"
+KEEP = os.environ.get("KEEP", "") not in ("", "0", "false", "no")
+# What KEEP=1 leaves running, for the stop line it prints: (name, pid).
+kept: list[tuple[str, int]] = []
 
 
 def say(message: str) -> None:
@@ -87,10 +93,15 @@ def stop(proc: subprocess.Popen[bytes], name: str) -> None:
 def started(argv: list[str], env: dict[str, str], log: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
+    ok = False
     try:
         yield proc
+        ok = True
     finally:
-        stop(proc, name)
+        if KEEP and ok and proc.poll() is None:
+            kept.append((name, proc.pid))
+        else:
+            stop(proc, name)
 
 
 def try_docker(workdir: Path) -> DockerEngine | None:
@@ -162,11 +173,47 @@ def run_demo(work: Path) -> int:
         try:
             agent_log = work / "executor.log"
             with started([sys.executable, "-m", "executor_agent", "run"], agent_env, agent_log, "executor"):
-                return submit_and_show(api, commit, agent_log)
+                code = submit_and_show(api, commit, agent_log)
+                if code != 0:
+                    raise DemoFailed(code)
+            if KEEP:
+                keep_running(url, api_token, work, [("fleet server", server.pid), *kept], engine)
+            return code
         finally:
-            if engine is not None:
+            if engine is not None and not kept:
                 engine.stop()
                 say("stopped the Docker Engine")
+
+
+class DemoFailed(Exception):
+    """The job did not complete: stop everything, even with KEEP=1."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the demo job did not complete (exit {code})")
+        self.code = code
+
+
+def keep_running(url: str, token: str, work: Path, running: list[tuple[str, int]], engine: DockerEngine | None) -> None:
+    if engine is not None:
+        running.append(("Docker Engine", engine.process.pid))
+    pids = " ".join(str(pid) for _, pid in running)
+    fleet = f"{ROOT / '.venv' / 'bin' / 'fleet'}"
+    print(
+        f"""
+=== the fleet keeps running (KEEP=1) ===
+dashboard: {url}/   (sign in with the token below)
+token:     {token}
+
+try, in another shell:
+  export FLEET_URL={url} FLEET_API_TOKEN={token}
+  {fleet} queues
+  {fleet} jobs list
+  {fleet} jobs logs 1 --follow
+
+stop it all: kill {pids} && rm -rf {work}
+""",
+        flush=True,
+    )
 
 
 def submit_and_show(api: httpx.Client, commit: str, agent_log: Path) -> int:
@@ -215,12 +262,15 @@ def main() -> int:
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         return 130
+    except DemoFailed as exc:
+        return exc.code
     except Exception as exc:
         say(f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        say("done; temporary files removed")
+        if not kept:
+            shutil.rmtree(work, ignore_errors=True)
+            say("done; temporary files removed")
 
 
 if __name__ == "__main__":

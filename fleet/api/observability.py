@@ -1,29 +1,48 @@
-"""/healthz and /metrics: request counts and latencies by route, queue sizes read at scrape time."""
+"""/healthz and /metrics: request counts and latencies by route; queue, executor and job series read at scrape time.
+
+The series are listed in docs/operations.md.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fleet.api import fleet_view
+from fleet.api.job_metrics import JobActivity
 from fleet.store import Store
 
 router = APIRouter()
+# `*_created` series double every counter and histogram and no dashboard reads them.
+disable_created_metrics()
 
 
 class QueueCollector(Collector):
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    """Queue and executor gauges read from the store at scrape time, and the job activity series."""
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def __init__(self, store: Store, heartbeat_interval: float = 5.0) -> None:
+        self.store = store
+        self.heartbeat_interval = heartbeat_interval
+        self.activity = JobActivity(store)
+
+    def collect(self) -> Iterator[Metric]:
         size = GaugeMetricFamily(
             "fleet_queue_size",
             "Jobs queued + errored + processing per queue (what autoscaling reads).",
@@ -32,18 +51,33 @@ class QueueCollector(Collector):
         jobs = GaugeMetricFamily("fleet_queue_jobs", "Jobs per queue and state.", labels=["queue", "state"])
         age = GaugeMetricFamily(
             "fleet_queue_oldest_queued_age_seconds",
-            "Age of the oldest queued job per queue.",
+            "Age of the oldest queued job per queue; absent while the queue has no queued job.",
             labels=["queue"],
         )
-        now = self.store.db.clock()
-        for q in self.store.queues.stats():
-            size.add_metric([q.name], q.size)
+        serving = GaugeMetricFamily(
+            "fleet_queue_executors", "Active (healthy or late) executors serving each queue.", labels=["queue"]
+        )
+        unserved = GaugeMetricFamily(
+            "fleet_queue_unserved_seconds",
+            "How long a queue has had jobs waiting and no active executor; absent while served or empty.",
+            labels=["queue"],
+        )
+        health = GaugeMetricFamily("fleet_executors", "Executors known to the server, per health.", labels=["health"])
+        executors = fleet_view.executor_records(self.store, self.heartbeat_interval)
+        for q in fleet_view.queue_records(self.store, executors):
+            size.add_metric([q["name"]], q["size"])
             for state in ("queued", "processing", "errored", "completed", "failed", "canceled"):
-                jobs.add_metric([q.name, state], getattr(q, state))
-            age.add_metric([q.name], (now - q.oldest_queued_at).total_seconds() if q.oldest_queued_at else 0.0)
-        yield size
-        yield jobs
-        yield age
+                jobs.add_metric([q["name"], state], q[state])
+            if q["oldestQueuedAgeSeconds"] is not None:  # 0 would read as "a job waited 0 s"
+                age.add_metric([q["name"]], q["oldestQueuedAgeSeconds"])
+            serving.add_metric([q["name"]], q["activeExecutors"])
+            if q["unservedSeconds"] is not None:
+                unserved.add_metric([q["name"]], q["unservedSeconds"])
+        counts = Tally(e["health"] for e in executors)
+        for word in fleet_view.ExecutorHealth:
+            health.add_metric([word.value], counts.get(word.value, 0))
+        yield from (size, jobs, age, serving, unserved, health)
+        yield from self.activity.collect()
 
 
 class RequestMetrics:

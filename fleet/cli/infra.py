@@ -14,12 +14,13 @@ from typing import Annotated
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail
-from fleet.cli.main import app
+from fleet.cli.main import app, examples
 from fleet.cli.output import camel, json_out
 
 infra_app = typer.Typer(
     help="Create, change and remove the fleet described by fleet.toml, with Terraform and our modules.",
     no_args_is_help=True,
+    epilog=examples("fleet infra init && fleet infra plan", "fleet infra apply --yes", "fleet infra status"),
 )
 app.add_typer(infra_app, name="infra")
 
@@ -35,7 +36,9 @@ ModulesOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-@infra_app.command("init")
+@infra_app.command(
+    "init", epilog=examples("fleet infra init", "fleet infra init -c prod.toml --plugin-dir /srv/tf-mirror")
+)
 def init_cmd(
     config: ConfigOpt = DEFAULT_PATH,
     workdir: WorkdirOpt = None,
@@ -70,7 +73,7 @@ def init_cmd(
     typer.echo("Initialized. Next: `fleet infra plan`.")
 
 
-@infra_app.command("plan")
+@infra_app.command("plan", epilog=examples("fleet infra plan", "fleet infra plan -c prod.toml"))
 def plan_cmd(config: ConfigOpt = DEFAULT_PATH, workdir: WorkdirOpt = None, modules: ModulesOpt = None) -> None:
     """Show what `apply` would change, with a summary by resource type."""
     from fleet.cli.infra_context import Context
@@ -82,7 +85,7 @@ def plan_cmd(config: ConfigOpt = DEFAULT_PATH, workdir: WorkdirOpt = None, modul
         ctx.drop_plan()
 
 
-@infra_app.command("apply")
+@infra_app.command("apply", epilog=examples("fleet infra apply", "fleet infra apply --yes"))
 def apply_cmd(
     config: ConfigOpt = DEFAULT_PATH, workdir: WorkdirOpt = None, modules: ModulesOpt = None, yes: YesOpt = False
 ) -> None:
@@ -106,7 +109,7 @@ def apply_cmd(
     typer.echo("Applied. `fleet infra output --credentials` prints the metrics publisher's settings.")
 
 
-@infra_app.command("destroy")
+@infra_app.command("destroy", epilog=examples("fleet infra destroy", "fleet infra destroy --yes"))
 def destroy_cmd(
     config: ConfigOpt = DEFAULT_PATH, workdir: WorkdirOpt = None, modules: ModulesOpt = None, yes: YesOpt = False
 ) -> None:
@@ -121,7 +124,12 @@ def destroy_cmd(
     typer.echo("Destroyed.")
 
 
-@infra_app.command("output")
+@infra_app.command(
+    "output",
+    epilog=examples(
+        "fleet infra output", "fleet infra output --credentials > publisher.env", "fleet infra output --json"
+    ),
+)
 def output_cmd(
     config: ConfigOpt = DEFAULT_PATH,
     workdir: WorkdirOpt = None,
@@ -153,12 +161,14 @@ def output_cmd(
             typer.echo(f"{name} = {json.dumps(shown) if not isinstance(shown, str) else shown}")
 
 
-@infra_app.command("status")
+@infra_app.command("status", epilog=examples("fleet infra status", "fleet infra status --json"))
 def infra_status_cmd(
     config: ConfigOpt = DEFAULT_PATH,
     workdir: WorkdirOpt = None,
     modules: ModulesOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: workdir, resources (count) and pools (camelCase keys).")
+    ] = False,
 ) -> None:
     """Resources in the Terraform state and, per pool, the instance group as the cloud reports it."""
     from fleet.cli.infra_context import Context

@@ -14,9 +14,17 @@ from fleet.cli.errors import fail
 from fleet.cli.main import app, examples
 from fleet.cli.output import MISSING, console, duration, json_out, show, styled, table, when
 
-jobs_app = typer.Typer(help="Submit, follow, list, inspect, cancel and retry jobs.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Submit, follow, list, inspect, cancel and retry jobs.",
+    no_args_is_help=True,
+    epilog=examples("fleet jobs submit job.json --wait", "fleet jobs list --state failed", "fleet jobs logs 42 -f"),
+)
 queues_app = typer.Typer(help="Queue sizes; `fleet queues add NAME` creates a queue.", invoke_without_command=True)
-repos_app = typer.Typer(help="Repositories the server's git proxy serves to executors.", no_args_is_help=True)
+repos_app = typer.Typer(
+    help="Repositories the server's git proxy serves to executors.",
+    no_args_is_help=True,
+    epilog=examples("fleet repos add github.com/acme/app /srv/git/app", "fleet repos list"),
+)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(queues_app, name="queues")
 app.add_typer(repos_app, name="repos")

@@ -41,12 +41,42 @@ def _root(
     """
 
 
-def _register() -> None:
-    # Sub-command modules register themselves on `app`; importing them here keeps `main` the only entry point.
-    # They import their heavy libraries (cloud SDKs, Terraform, SQLAlchemy, FastAPI) inside the commands.
-    from fleet.cli import infra, jobs_cmd, server_cmd, simulate, status  # noqa: F401
+# Which module registers each top-level command (see _register).
+COMMAND_MODULES = {
+    "jobs": "jobs_cmd",
+    "queues": "jobs_cmd",
+    "executors": "jobs_cmd",
+    "repos": "jobs_cmd",
+    "server": "server_cmd",
+    "infra": "infra",
+    "simulate": "simulate",
+    "status": "status",
+}
+
+
+def _register(argv: list[str] | None = None) -> None:
+    """Import the sub-command modules, which register themselves on `app`.
+
+    With `argv`, only the module of the command being run: typer builds a validator for every parameter of every
+    registered command at each start, so `fleet queues` does not pay for `fleet simulate`'s thirty options.
+    `--help`, completion and unknown commands get them all. The modules import their heavy libraries (cloud SDKs,
+    Terraform, SQLAlchemy, FastAPI) inside the commands.
+    """
+    import importlib
+    import os
+
+    first = next((a for a in argv or [] if not a.startswith("-")), None)
+    completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
+    if argv is not None and first in COMMAND_MODULES and not completing:
+        names = [COMMAND_MODULES[first]]
+    else:
+        names = sorted(set(COMMAND_MODULES.values()))
+    for name in names:
+        importlib.import_module(f"fleet.cli.{name}")
 
 
 def main() -> None:
-    _register()
+    import sys
+
+    _register(sys.argv[1:])
     app()

@@ -108,3 +108,77 @@ def test_jobs_bad_input(fleet_server: FleetServer, tmp_path: Path) -> None:
     assert r.returncode == 1 and "not a git repository" in r.stderr
     r = fleet("jobs", "list", env={"FLEET_URL": fleet_server.url, "FLEET_API_TOKEN": ""})
     assert r.returncode == 2 and "FLEET_API_TOKEN is required" in r.stderr
+
+
+COMMANDS = [
+    [],
+    ["jobs"],
+    ["jobs", "submit"],
+    ["jobs", "list"],
+    ["jobs", "show"],
+    ["jobs", "logs"],
+    ["jobs", "cancel"],
+    ["jobs", "retry"],
+    ["queues"],
+    ["queues", "add"],
+    ["executors"],
+    ["repos"],
+    ["repos", "add"],
+    ["repos", "list"],
+    ["server"],
+    ["status"],
+    ["simulate"],
+    ["infra"],
+    *(["infra", c] for c in ("init", "plan", "apply", "destroy", "output", "status")),
+]
+LISTINGS = [["jobs", "list"], ["queues"], ["executors"], ["repos", "list"], ["status"], ["infra", "status"]]
+
+
+def test_every_help_has_examples_and_every_listing_describes_json() -> None:
+    for command in COMMANDS:
+        r = fleet(*command, "--help")
+        assert r.returncode == 0, (command, r.stderr)
+        assert "Examples:" in r.stdout and "$ fleet" in r.stdout, command
+    for command in LISTINGS:
+        help_text = " ".join(fleet(*command, "--help").stdout.split())
+        assert "--json" in help_text and "JSON" in help_text.split("--json", 1)[1][:200], command
+
+
+def test_version_and_completion() -> None:
+    r = fleet("--version")
+    assert r.returncode == 0 and r.stdout.strip() == "fleet 0.1.0"
+    r = fleet("--show-completion", "bash", env={"SHELL": "/bin/bash"})
+    assert r.returncode == 0 and "COMPLETE=complete_bash" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "metrics-publisher"), "--version"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "metrics-publisher 0.1.0"
+
+
+def test_tables_stay_whole_in_a_pipe_and_missing_values_are_dashes(fleet_server: FleetServer) -> None:
+    env = {"FLEET_URL": fleet_server.url, "FLEET_API_TOKEN": fleet_server.api_token, "COLUMNS": "40"}
+    message = "a failure message long enough to overflow any eighty column terminal line, kept whole"
+    with fleet_server.api() as api, fleet_server.executor() as ex:
+        api.post("/api/v1/queues", json={"name": "processing-heavy-batches-queue"})
+        api.post("/api/v1/jobs", json={"queue": "processing-heavy-batches-queue", "cliSteps": [{"commands": ["x"]}]})
+        job = ex.post(
+            "/.executors/queue/processing-heavy-batches-queue/dequeue", json={"executorName": "exec-pipe"}
+        ).json()
+        ex.post(
+            "/.executors/queue/processing-heavy-batches-queue/heartbeat",
+            json={"executorName": "exec-pipe", "jobIds": [job["id"]]},
+        )
+        ex.post(
+            "/.executors/queue/processing-heavy-batches-queue/markFailed",
+            json={"executorName": "exec-pipe", "jobId": job["id"], "errorMessage": message},
+        )
+    for command in (["jobs", "list"], ["queues"], ["executors"], ["jobs", "show", str(job["id"])]):
+        r = fleet(*command, env=env)  # stdout is a pipe here
+        assert r.returncode == 0, r.stderr
+        assert "…" not in r.stdout and "None" not in r.stdout, r.stdout
+    listing = fleet("jobs", "list", env=env).stdout
+    assert message in listing and "processing-heavy-batches-queue" in listing
+    assert "—" in listing  # no repository, shown as a dash
+    assert "healthy" in fleet("executors", env=env).stdout  # health as a word
+    queues = fleet("queues", env=env).stdout
+    assert queues.splitlines()[1].split()[-1] == "—"  # an empty queue has no oldest job

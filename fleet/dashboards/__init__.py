@@ -1,0 +1,1 @@
+"""Grafana dashboards and Prometheus rules and scrape configs for a fleet (docs/operations.md)."""

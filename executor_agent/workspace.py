@@ -100,13 +100,22 @@ def checkout_dir(workspace: Workspace, job: JobSpec) -> Path:
     return target
 
 
-def resolve_inside(base: Path, relative: str, what: str) -> Path:
-    """base/relative, refusing anything that would land outside base (`..`, absolute, through a symlink)."""
+def resolve_inside(base: Path, relative: str, what: str, *, allow_base: bool = True) -> Path:
+    """base/relative, refusing anything that would land outside base (`..`, absolute, through a symlink).
+
+    `.` and `./` name base itself: fine for a step's `dir`, refused for a file (allow_base=False).
+    """
     pure = PurePosixPath(relative)
     if pure.is_absolute() or relative.startswith("\\") or not relative.strip():
         raise JobFailure(f"{what} {relative!r}: must be a relative path inside the workspace", retryable=False)
+    if "\0" in relative:
+        raise JobFailure(f"{what} {relative!r}: contains a NUL byte", retryable=False)
     if any(part == ".." for part in pure.parts):
         raise JobFailure(f"{what} {relative!r}: '..' would leave the workspace", retryable=False)
+    if not pure.parts:  # "." or "./": the workspace itself
+        if allow_base:
+            return base
+        raise JobFailure(f"{what} {relative!r}: names the workspace directory itself, not a file", retryable=False)
     target = base.joinpath(*pure.parts)
     real_base = base.resolve()
     # Existing parents are resolved, so a symlink placed by the repository cannot redirect the write.
@@ -122,15 +131,19 @@ def write_files(base: Path, files: dict[str, FileEntry]) -> list[str]:
     """Check every path and decode every content first, so a bad entry means nothing is written at all."""
     planned: list[tuple[Path, bytes, FileEntry]] = []
     for name, entry in files.items():
-        target = resolve_inside(base, name, "files")
+        target = resolve_inside(base, name, "files", allow_base=False)
         try:
             content = base64.b64decode(entry.content, validate=True)
         except (binascii.Error, ValueError):
             raise JobFailure(f"files {name!r}: content is not valid base64", retryable=False) from None
         planned.append((target, content, entry))
     for target, content, entry in planned:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:  # a name too long, or a file where another entry needs a directory: not retryable
+            name = str(target.relative_to(base))
+            raise JobFailure(f"files {name!r}: cannot be written: {exc.strerror}", retryable=False) from None
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
         if entry.modifiedAt is not None:

@@ -73,3 +73,23 @@ def test_clone_keeps_token_out_of_the_url() -> None:
         "setup.git.fetch",
         "setup.git.checkout",
     ]
+
+
+@pytest.mark.parametrize("relative", [".", "./"])
+def test_step_dir_dot_is_the_workspace(tmp_path: Path, relative: str) -> None:
+    # The job example in docs/control-plane.md uses "dir": "."; it once failed as "resolves outside the workspace".
+    assert resolve_inside(tmp_path, relative, "dir") == tmp_path
+
+
+@pytest.mark.parametrize("name", [".", "./"])
+def test_file_named_dot_gets_a_true_message(tmp_path: Path, name: str) -> None:
+    with pytest.raises(JobFailure, match="names the workspace directory itself, not a file") as info:
+        write_files(tmp_path, {name: FileEntry(content=b64("x"))})
+    assert info.value.retryable is False
+
+
+def test_file_under_a_file_is_not_retried(tmp_path: Path) -> None:
+    files = {"same": FileEntry(content=b64("a")), "same/child": FileEntry(content=b64("b"))}
+    with pytest.raises(JobFailure, match="'same/child': cannot be written: (File exists|Not a directory)") as info:
+        write_files(tmp_path, files)
+    assert info.value.retryable is False

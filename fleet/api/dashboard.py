@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from fleet import __version__
-from fleet.api.auth import API_COOKIE, api_token_ok
-from fleet.api.jobs_routes import executor_records
+from fleet.api.auth import API_COOKIE, api_token_ok, tokens_equal
+from fleet.api.jobs_routes import JobId, executor_records
 from fleet.store import Store
 from fleet.store.errors import NotFound
 
@@ -54,7 +54,7 @@ def index(request: Request) -> Response:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: int) -> Response:
+def job_page(request: Request, job_id: JobId) -> Response:
     if not api_token_ok(request):
         return _login(request)
     store: Store = request.app.state.store
@@ -69,7 +69,7 @@ def job_page(request: Request, job_id: int) -> Response:
 
 @router.post("/login")
 def login(request: Request, token: str = Form(...), next: str = Form("/")) -> Response:
-    if not token or token != request.app.state.settings.api_token:
+    if not token or not tokens_equal(token, request.app.state.settings.api_token):
         return templates.TemplateResponse(
             request,
             "login.html",

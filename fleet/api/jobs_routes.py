@@ -1,18 +1,20 @@
-"""The job API (CONTRACT section 4) under /api/v1, for people and scripts holding FLEET_API_TOKEN."""
+"""The job API (docs/control-plane.md) under /api/v1, for people and scripts holding FLEET_API_TOKEN."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from fleet.api.auth import require_api
-from fleet.schemas import JobSubmission, QueueCreate, RepositoryCreate
+from fleet.schemas import MAX_INT64, JobSubmission, QueueCreate, RepositoryCreate
 from fleet.states import JobState
 from fleet.store import Store
-from fleet.store.errors import InvalidInput
 
+# Ids are 64-bit columns: a larger number is a 422 naming job_id, not an OverflowError in the driver.
+JobId = Annotated[int, Path(ge=0, le=MAX_INT64)]
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api)])
 
 
@@ -39,19 +41,19 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-def get_job(request: Request, job_id: int) -> dict[str, Any]:
+def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return _store(request).jobs.get(job_id)
 
 
 @router.get("/jobs/{job_id}/logs")
-def get_logs(request: Request, job_id: int) -> dict[str, Any]:
+def get_logs(request: Request, job_id: JobId) -> dict[str, Any]:
     store = _store(request)
     store.jobs.get(job_id)
     return {"jobId": job_id, "entries": store.logs.for_job(job_id)}
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
+def cancel_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return _store(request).jobs.cancel(job_id)
 
 
@@ -105,7 +107,7 @@ def add_repository(request: Request, body: RepositoryCreate) -> dict[str, Any]:
 
     problem = check_repository_location(body.url)
     if problem:
-        raise InvalidInput(f"url: {problem}")
+        raise RequestValidationError([{"loc": ("body", "url"), "msg": problem, "type": "value_error"}])
     return _store(request).repos.add(body.name, body.url)
 
 

@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any
 
 from executor_agent import metrics
-from executor_agent.apiclient import ApiClient, ApiError, Refused, ServerUnavailable, backoff_delays
+from executor_agent.apiclient import ApiClient, ApiError, Refused, ServerUnavailable, backoff_delays, wait_for_server
 from executor_agent.config import ExecutorSettings
 from executor_agent.hostinfo import heartbeat_info
 from executor_agent.janitor import Janitor
@@ -42,6 +42,7 @@ class Agent:
     running: dict[int, Running] = field(default_factory=dict)
     dequeued: int = 0
     end_reason: str = ""
+    exit_code: int = 0  # set when the loop ends on an error no retry can fix
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -68,7 +69,7 @@ class Agent:
                     break
             poller.join()
             log.warning("executor stopped taking jobs: %s", self.end_reason or "signal received")
-            return self._finish_running()
+            return self._finish_running() or self.exit_code
         finally:
             self.draining.set()
             janitor.stop()
@@ -101,6 +102,11 @@ class Agent:
             except (ServerUnavailable, Refused) as exc:
                 if self.draining.is_set():
                     continue
+                if isinstance(exc, Refused) and exc.status == 404:
+                    # An unknown queue does not appear by retrying: say so once and stop (exit 2).
+                    log.error("dequeue refused: %s; check EXECUTOR_QUEUE_NAME(S)", exc)
+                    self.end_reason, self.exit_code = f"queue not on the server ({exc})", 2
+                    return
                 delay = next(delays)
                 hint = ""
                 if isinstance(exc, Refused) and exc.status == 401:
@@ -166,6 +172,7 @@ class Agent:
 
     def _heartbeats(self) -> None:
         info = heartbeat_info(self.runtime_version)
+        delays = backoff_delays()
         while not self.draining.is_set() or self.active_ids():
             ids = sorted(self.active_ids())
             try:
@@ -173,8 +180,15 @@ class Agent:
                     self.settings.queue_names, ids, {**info, "prometheusMetrics": metrics.exposition()}
                 )
             except ApiError as exc:
-                log.warning("heartbeat failed: %s", exc)
+                delay = next(delays)
+                log.warning("heartbeat failed: %s; next in up to %.1fs", exc, delay)
+                if isinstance(exc, ServerUnavailable):
+                    wait_for_server(delay)  # the one backoff policy, cut short when the server answers again
+                else:
+                    time.sleep(delay)
+                continue
             else:
+                delays = backoff_delays()
                 with self._lock:
                     current = dict(self.running)
                 for job_id in ids:

@@ -68,7 +68,8 @@ QueueName = Annotated[str, Field(json_schema_extra={"pattern": QUEUE_NAME_PATTER
 
 
 def check_file_names(names: list[str]) -> None:
-    """Names the agent could not write are refused at submit, not retried as executor errors."""
+    """Names no file system can hold are refused at submit, not retried as executor errors. Where a name may
+    point (`..`, absolute, through symlinks in the clone) only the agent can judge: it fails the job."""
     seen: set[tuple[str, ...]] = set()
     for name in names:
         label = f"files[{name!r}]"
@@ -76,13 +77,9 @@ def check_file_names(names: list[str]) -> None:
             raise ValueError(f"{label}: contains a NUL byte")
         if len(name.encode()) > MAX_FILE_PATH_BYTES:
             raise ValueError(f"{label}: the path is longer than {MAX_FILE_PATH_BYTES} bytes")
-        if name.startswith("/"):
-            raise ValueError(f"{label}: must be a relative path inside the workspace")
         parts = tuple(p for p in name.split("/") if p not in ("", "."))
         if not parts:
             raise ValueError(f"{label}: names the workspace directory itself, not a file")
-        if ".." in parts:
-            raise ValueError(f"{label}: '..' would leave the workspace")
         if any(len(p.encode()) > MAX_FILE_NAME_BYTES for p in parts):
             raise ValueError(f"{label}: a path component is longer than {MAX_FILE_NAME_BYTES} bytes")
         if parts in seen:

@@ -62,6 +62,9 @@ class Resetter:
         if self._unreachable:
             with self.db.read() as conn:  # raises while the outage lasts
                 conn.execute(select(1))
+            # Pooled connections from before the outage are dead (the single-statement pools do not ping):
+            # start every pool afresh rather than fail the next calls on them.
+            self.db.dispose()
             with self._lock:
                 self._unreachable = False
             self.hold()

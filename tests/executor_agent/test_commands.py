@@ -46,7 +46,7 @@ def test_validate_all_good(env: dict[str, str]) -> None:
 
 @pytest.mark.docker
 def test_validate_names_what_to_fix(env: dict[str, str]) -> None:
-    wrong_secret = executor({**env, "EXECUTOR_FRONTEND_PASSWORD": "not-the-secret"}, "validate")
+    wrong_secret = executor({**env, "EXECUTOR_FRONTEND_PASSWORD": "not-the-secret-not-the-secret"}, "validate")
     assert wrong_secret.returncode == 1
     assert (
         "rejected the executor secret (HTTP 401); check that EXECUTOR_FRONTEND_PASSWORD equals the server's "
@@ -171,7 +171,7 @@ def test_install_iptables_rules_for_real_in_a_private_network_namespace(tmp_path
     env = {
         "PATH": os.environ["PATH"],
         "EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1",
-        "EXECUTOR_FRONTEND_PASSWORD": "unused-here",
+        "EXECUTOR_FRONTEND_PASSWORD": "unused-here-unused-here",
         "EXECUTOR_QUEUE_NAME": "batches",
         "EXECUTOR_DOCKER_REGISTRY_MIRROR_URL": "http://10.0.1.4:5000",
     }

@@ -160,7 +160,6 @@ def test_body_size_limit(server: FleetServer) -> None:
         ("/".join(["d" * 200] * 21), "longer than 4096 bytes"),
         (".", "names the workspace directory itself"),
         ("./", "names the workspace directory itself"),
-        ("../x", "'..'"),
     ],
 )
 def test_file_names_the_agent_cannot_write_are_refused_at_submit(server: FleetServer, name: str, why: str) -> None:

@@ -48,24 +48,44 @@ def create(root: Path, prefix: str, job_id: int, executor_name: str) -> Workspac
     return Workspace(job_dir, job_dir / "workspace")
 
 
+def git_auth_env(job: JobSpec, executor_name: str) -> dict[str, str]:
+    """The job token and identity headers as git configuration in the environment (GIT_CONFIG_COUNT, git >= 2.31).
+
+    Never on git's command line: any process on the host reads /proc/*/cmdline, while a process's environment is
+    readable only by its own user.
+    """
+    headers = [
+        f"Authorization: Bearer {job.token}",
+        f"X-Sourcegraph-Job-ID: {job.id}",
+        f"X-Sourcegraph-Executor-Name: {executor_name}",
+    ]
+    env = {"GIT_CONFIG_COUNT": str(len(headers))}
+    for i, header in enumerate(headers):
+        env[f"GIT_CONFIG_KEY_{i}"] = "http.extraHeader"
+        env[f"GIT_CONFIG_VALUE_{i}"] = header
+    return env
+
+
 def clone_commands(
     job: JobSpec, frontend_url: str, executor_name: str, authorization: str = ""
 ) -> list[tuple[str, list[str]]]:
     """The setup.git.* commands, as the seeds' executor runs them: init, one-commit fetch, sparse config, checkout.
 
-    The job token travels in an http.extraHeader, never in the URL; the log entries are redacted anyway.
+    The job's token goes in the environment (git_auth_env), never in the URL or the arguments. `authorization`
+    (an operator's own secret, for `executor test-vm`) is still passed with -c.
     """
     url = f"{frontend_url}/.executors/git/{quote(job.repositoryName, safe='/')}"
-    auth = [
-        "-c",
-        f"http.extraHeader=Authorization: {authorization or 'Bearer ' + job.token}",
-        "-c",
-        f"http.extraHeader=X-Sourcegraph-Job-ID: {job.id}",
-        "-c",
-        f"http.extraHeader=X-Sourcegraph-Executor-Name: {executor_name}",
-        "-c",
-        "protocol.version=2",
-    ]
+    auth = ["-c", "protocol.version=2"]
+    if authorization:
+        auth = [
+            "-c",
+            f"http.extraHeader=Authorization: {authorization}",
+            "-c",
+            f"http.extraHeader=X-Sourcegraph-Job-ID: {job.id}",
+            "-c",
+            f"http.extraHeader=X-Sourcegraph-Executor-Name: {executor_name}",
+            *auth,
+        ]
     fetch = ["git", *auth, "fetch", "--progress", "--no-recurse-submodules", "--force"]
     fetch += ["--tags"] if job.fetchTags else ["--no-tags"]
     if job.shallowClone:

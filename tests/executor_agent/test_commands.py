@@ -39,7 +39,7 @@ def test_validate_all_good(env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("✓ configuration: queues batches, runtime docker")
-    assert any(line.startswith("✓ git 2.") and "(>= 2.26)" in line for line in lines)
+    assert any(line.startswith("✓ git 2.") and "(>= 2.31)" in line for line in lines)
     assert any(line.startswith("✓ runtime docker: Docker Engine") for line in lines)
     assert lines[-1].startswith("✓ server http://127.0.0.1:") and lines[-1].endswith("executor secret accepted")
 

@@ -80,7 +80,7 @@ def test_two_step_job_edits_the_clone_and_the_diff_is_shown(
     ]
     assert all(e["exitCode"] == 0 and e["durationMs"] is not None for e in entries.values())
     assert "--depth=1" in entries["setup.git.fetch"]["command"]
-    assert "http.extraHeader=Authorization: Bearer ******" in entries["setup.git.fetch"]["command"]
+    assert not any("Authorization" in arg for arg in entries["setup.git.fetch"]["command"])  # in git's env
     assert entries["step.docker.edit"]["out"] == "stdout: /data/src\nstdout: who=[who]\n"
     assert "--cpus" in entries["step.docker.edit"]["command"] and "256M" in entries["step.docker.edit"]["command"]
     assert entries["step.docker.1"]["out"] == "stdout: bye world\nstdout: fleet\n"

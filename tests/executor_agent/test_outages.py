@@ -139,3 +139,25 @@ def test_database_outage_is_503_logged_once_and_runs_the_job_once(
             server.stop()
     finally:
         cluster.stop()
+
+
+def test_results_go_out_soon_after_the_server_returns(outage_server: FleetServer, tmp_path: Path) -> None:
+    """The job ends during a 30 s outage: its backoff has grown to several seconds by then, but the probe's first
+    success ends the wait, so the result does not sit behind it (the goal is a second or two; the bound here is
+    loose so that a busy machine does not fail it, and still far below what a grown backoff costs)."""
+    agent = start_agent(agent_env(outage_server, tmp_path, "", **SHELL), tmp_path / "agent.log")
+    try:
+        job_id = submit(outage_server, dockerSteps=[{"image": "-", "commands": ["echo started", "sleep 2",
+                                                                                "echo finished"]}])  # fmt: skip
+        wait_for("the step to start", lambda: "started" in step_output(outage_server, job_id, "step.docker.0"))
+        outage_server.stop()
+        time.sleep(30)  # the scenario: the job finishes while nobody can hear about it
+        restart(outage_server)
+        back = time.monotonic()
+        record = wait_state(outage_server, job_id, timeout=300)
+        took = time.monotonic() - back
+    finally:
+        agent.stop()
+    assert record["state"] == "completed" and "stdout: finished" in step_output(outage_server, job_id, "step.docker.0")
+    print(f"result recorded {took:.1f}s after the server answered again")
+    assert took < 10, f"the result waited {took:.1f}s behind a grown backoff"

@@ -285,14 +285,14 @@ def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> N
         with psycopg.connect(dsn, autocommit=True) as listener:
             listener.execute(f"LISTEN {QUEUE_CHANNEL}")
             submit(store, queue="indexing")
-            heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+            heard = [n.payload for n in listener.notifies(timeout=60, stop_after=1)]
             assert heard == ["indexing"]
             job = store.jobs.claim(["indexing"], "e")
             assert job is not None
             assert list(listener.notifies(timeout=0.3)) == []  # a claim announces nothing
             clock.advance(26)
             assert store.resetter.reset_stalled().requeued == [(job["id"], "indexing")]
-            heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+            heard = [n.payload for n in listener.notifies(timeout=60, stop_after=1)]
             assert heard == ["indexing"]
     finally:
         store.close()

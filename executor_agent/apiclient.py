@@ -1,18 +1,25 @@
-"""The executor protocol from the agent's side (CONTRACT section 3): queue routes and job routes.
+"""The executor protocol from the agent's side (docs/executor.md): queue routes and job routes.
 
 Transport failures and 5xx are retryable; on job routes 401/403/404 mean the job is no longer ours (finished,
 requeued or canceled elsewhere) and are never retried.
+
+Every call to an unreachable server backs off on one policy (BACKOFF: full-jitter exponential, 0.5 s doubling to
+30 s, with tenacity). While the server does not answer, one light probe per client (GET /healthz, which answers
+only when the database does) runs every 1-2 s; its first success wakes every backing-off call at once, so
+results and the last log state go out within a second or two of the server's return, not after a grown delay.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
+import tenacity
 
 from executor_agent import metrics
 from executor_agent.job import JobSpec
@@ -21,6 +28,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 JOB_ID_HEADER = "X-Sourcegraph-Job-ID"
 EXECUTOR_NAME_HEADER = "X-Sourcegraph-Executor-Name"
+BACKOFF = tenacity.wait_random_exponential(multiplier=0.5, max=30.0)
+PROBE_PERIOD = (1.0, 2.0)  # seconds between probes of a server that does not answer, jittered
+# Set while the server answers; cleared by a call that found it unreachable. Backing-off calls wait on it.
+_answered = threading.Event()
+_answered.set()
 
 
 class ApiError(Exception):
@@ -43,26 +55,41 @@ class JobGone(Refused):
     """The job is not ours any more; abandon it."""
 
 
-def backoff_delays(base: float = 0.5, cap: float = 30.0) -> Iterator[float]:
-    """Jittered exponential backoff, so a fleet does not hammer a recovering server in step."""
-    attempt = 0
+def backoff_delays() -> Iterator[float]:
+    """The BACKOFF policy as a sequence of delays, for loops that wait on something else too (a drain)."""
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
     while True:
-        ceiling = min(cap, base * 2**attempt)
-        yield ceiling / 2 + random.uniform(0, ceiling / 2)
-        attempt += 1
+        yield BACKOFF(state)
+        state.attempt_number += 1
+
+
+def server_answering() -> bool:
+    """False from a call that found the server unreachable until one (or the probe) gets an answer."""
+    return _answered.is_set()
+
+
+def wait_for_server(delay: float) -> None:
+    """Sleep up to delay, ending early when any call or the probe finds the server answering again."""
+    _answered.wait(delay)
 
 
 def retry(fn: Callable[[], T], *, what: str, should_stop: Callable[[], bool] = lambda: False) -> T:
-    """Call fn until it succeeds or is refused; ServerUnavailable is retried with backoff until should_stop()."""
-    for delay in backoff_delays():
-        try:
-            return fn()
-        except ServerUnavailable as exc:
-            if should_stop():
-                raise
-            log.warning("%s: %s; retrying in %.1fs", what, exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    """Call fn until it succeeds or is refused; ServerUnavailable is retried on BACKOFF until should_stop()."""
+
+    def note(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s: %s; retrying in up to %.1fs", what, exc, delay)
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(ServerUnavailable),
+        wait=BACKOFF,
+        stop=lambda _: should_stop(),
+        sleep=wait_for_server,
+        before_sleep=note,
+        reraise=True,
+    )
+    return retrying(fn)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -82,6 +109,8 @@ class ApiClient:
         # Dequeues long-poll on their own connection, so a drain can cut them short without touching job writes.
         self._poll_http = self._client()
         self._auth = {"Authorization": f"token-executor {password}"}
+        self._probing = threading.Lock()
+        self._closed = threading.Event()
 
     def _client(self) -> httpx.Client:
         return httpx.Client(
@@ -95,8 +124,27 @@ class ApiClient:
         self._poll_http.close()
 
     def close(self) -> None:
+        self._closed.set()
         self._http.close()
         self._poll_http.close()
+
+    def _unreachable(self) -> None:
+        _answered.clear()
+        if self._probing.acquire(blocking=False):
+            threading.Thread(target=self._probe, name="server-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        try:
+            with httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(5.0)) as probe:
+                while not _answered.is_set() and not self._closed.is_set():
+                    self._closed.wait(random.uniform(*PROBE_PERIOD))
+                    try:
+                        if probe.get("/healthz").status_code < 500:
+                            _answered.set()
+                    except httpx.HTTPError:
+                        pass
+        finally:
+            self._probing.release()
 
     def request(
         self,
@@ -124,11 +172,15 @@ class ApiClient:
             )
         except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the polling client was closed
             metrics.observe_api(op, time.monotonic() - started, error=True)
+            if not isinstance(exc, RuntimeError):
+                self._unreachable()
             raise ServerUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         failed = response.status_code >= 400
         metrics.observe_api(op, time.monotonic() - started, error=failed)
         if response.status_code >= 500 or response.status_code == 429:
+            self._unreachable()
             raise ServerUnavailable(f"{method} {path}: HTTP {response.status_code}: {_detail(response)}")
+        _answered.set()
         if response.status_code in gone_on:
             raise JobGone(response.status_code, _detail(response))
         if failed:
@@ -160,8 +212,10 @@ class ApiClient:
         reply = self.request("heartbeat", "POST", path, json=body).json()
         return {int(i) for i in reply.get("knownIds", [])}, {int(i) for i in reply.get("cancelIds", [])}
 
-    def test_auth(self) -> httpx.Response:
-        return self.request("test_auth", "GET", "/.executors/test/auth")
+    def test_auth(self, queues: list[str] | None = None) -> httpx.Response:
+        """Checks the secret, and that the server has these queues (404 naming the first it lacks)."""
+        params = {"queue": queues} if queues else None
+        return self.request("test_auth", "GET", "/.executors/test/auth", params=params)
 
     def for_job(self, job: JobSpec) -> JobClient:
         return JobClient(self, job)

@@ -6,12 +6,17 @@ value and an example of a good one (exit 2).
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
+import re
 import socket
 import sys
 import uuid
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticUndefined
@@ -20,6 +25,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from executor_agent.durations import format_duration, parse_duration, parse_size
 
 CONFIG_EXIT_CODE = 2
+MIN_SECRET_LENGTH = 20  # as the server requires of FLEET_EXECUTORS_ACCESS_TOKEN
+MAX_LONG_POLL_SECONDS = 30.0  # the server's default FLEET_MAX_LONG_POLL_SECONDS
 
 
 class RuntimeName(StrEnum):
@@ -163,8 +170,43 @@ class ExecutorSettings(BaseSettings):
     @field_validator("frontend_password")
     @classmethod
     def _password(cls, v: str) -> str:
+        if len(v) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (got {len(v)})")
+        return v
+
+    @field_validator("heartbeat_interval", "maximum_runtime_per_job", "cleanup_task_interval")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be more than 0; use e.g. 5s")
+        return v
+
+    @field_validator("queue_long_poll")
+    @classmethod
+    def _long_poll(cls, v: float) -> float:
+        if v > MAX_LONG_POLL_SECONDS:
+            raise ValueError(f"must be at most {format_duration(MAX_LONG_POLL_SECONDS)} (0 turns long polling off)")
+        return v
+
+    @field_validator("docker_registry_mirror_url")
+    @classmethod
+    def _mirror(cls, v: str) -> str:
         if not v:
-            raise ValueError("must not be empty")
+            return v
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018  # raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL, e.g. http://10.0.1.4:5000")
+        return v
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, v: str) -> str:
+        if v and not QUEUE_NAME_RE.match(v):
+            raise ValueError("is not a queue name (lowercase letters, digits, - and _; at most 64)")
         return v
 
     @field_validator("runtime_raw")
@@ -255,11 +297,36 @@ def _default_of(name: str) -> str | None:
 
 
 def load_settings(**overrides: Any) -> ExecutorSettings:
-    """Read the environment; raises ConfigError with one line per bad variable."""
+    """Read the environment; raises ConfigError with one line per bad variable. Unknown EXECUTOR_* names are
+    warned about on stderr (one line each) and do not refuse."""
+    for line in unknown_variables():
+        print(line, file=sys.stderr)
     try:
         return ExecutorSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError("\n".join(_line(dict(e)) for e in exc.errors())) from None
+
+
+QUEUE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")  # the server's rule (docs/control-plane.md)
+# EXECUTOR_* names read by other programs on the same hosts (the image's scripts, the metrics publisher).
+OTHER_EXECUTOR_PREFIXES = ("EXECUTOR_METRIC_",)
+OTHER_EXECUTOR_NAMES = ("EXECUTOR_DOCKER_DAEMON_JSON", "EXECUTOR_MANAGED", "EXECUTOR_POWEROFF_COMMAND",
+                        "EXECUTOR_ALLOCATIONS", "EXECUTOR_STARTUP_ROOT", "EXECUTOR_TEST_VM_IMAGE")  # fmt: skip
+
+
+def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """One warning per EXECUTOR_* variable nothing reads, with the closest known name (a misspelling is likely)."""
+    known = [str(f.validation_alias) for f in ExecutorSettings.model_fields.values() if f.validation_alias]
+    lines = []
+    for name in sorted(environ):
+        if not name.startswith("EXECUTOR_") or name in known or name in OTHER_EXECUTOR_NAMES:
+            continue
+        if name.startswith(OTHER_EXECUTOR_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"executor: warning: {name} is not an executor setting and is ignored{hint}")
+    return lines
 
 
 def make_executor_name() -> str:

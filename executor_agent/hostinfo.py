@@ -7,7 +7,7 @@ import re
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
-MIN_GIT = (2, 26)
+MIN_GIT = (2, 31)  # GIT_CONFIG_COUNT: the job token reaches git through the environment
 
 
 def executor_version() -> str:

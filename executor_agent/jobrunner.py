@@ -108,6 +108,7 @@ class JobRunner:
             checkout = ws.checkout_dir(workspace, job)
             # Not the executor's own environment: it holds EXECUTOR_FRONTEND_PASSWORD.
             env = {k: os.environ[k] for k in GIT_ENV_NAMES if k in os.environ} | {"GIT_TERMINAL_PROMPT": "0"}
+            env |= ws.git_auth_env(job, self.api.executor_name)  # the token never on a command line
             for key, argv in ws.clone_commands(job, self.settings.frontend_url, self.api.executor_name):
                 if stop.is_set():
                     return

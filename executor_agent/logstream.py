@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
-from executor_agent.apiclient import ApiError, JobGone, retry
+from executor_agent.apiclient import ApiError, JobGone, backoff_delays, retry, server_answering
 from executor_agent.durations import format_size
 from executor_agent.redaction import Redactor
 
@@ -30,7 +30,13 @@ class EntrySink(Protocol):
 
 
 class LogEntry:
-    """Output of one command. Thread-safe: readers of stdout and stderr write concurrently."""
+    """Output of one command. Thread-safe: readers of stdout and stderr write concurrently.
+
+    Work and memory are bounded by the cap whatever the output looks like: complete lines are prefixed with one
+    str.replace per chunk (no per-line Python work), an unfinished line is kept as pieces no longer than the room
+    left, and once the cap is reached further output is only counted, neither redacted nor split. What is kept
+    was redacted first; a line too long for the room left keeps its head up to the cap.
+    """
 
     def __init__(self, key: str, command: list[str], redactor: Redactor, cap: int) -> None:
         self.key = key
@@ -39,9 +45,11 @@ class LogEntry:
         self._started = time.monotonic()
         self._cap = cap
         self._streams = {s: redactor.stream() for s in STREAMS}
-        self._partial = dict.fromkeys(STREAMS, "")
+        self._partial: dict[str, list[str]] = {s: [] for s in STREAMS}
+        self._partial_bytes = dict.fromkeys(STREAMS, 0)
         self._parts: list[str] = []
         self._size = 0
+        self._dropped = 0  # bytes of output not kept, for the marker
         self._truncated = False
         self._lock = threading.Lock()
         self.exit_code: int | None = None
@@ -52,6 +60,10 @@ class LogEntry:
 
     def write(self, stream: str, data: bytes) -> None:
         with self._lock:
+            if self._truncated:
+                self._dropped += len(data)
+                self.dirty = True
+                return
             self._take(stream, self._streams[stream].feed(data), final=False)
 
     def note(self, text: str) -> None:
@@ -61,7 +73,11 @@ class LogEntry:
     def finish(self, exit_code: int) -> None:
         with self._lock:
             for stream in STREAMS:
-                self._take(stream, self._streams[stream].close(), final=True)
+                rest = self._streams[stream].close()
+                if self._truncated:
+                    self._dropped += len(rest.encode())
+                else:
+                    self._take(stream, rest, final=True)
             self.exit_code = exit_code
             self.duration_ms = int((time.monotonic() - self._started) * 1000)
             self.dirty = True
@@ -71,29 +87,65 @@ class LogEntry:
         return self.exit_code is not None
 
     def _take(self, stream: str, text: str, final: bool) -> None:
-        *lines, rest = (self._partial[stream] + text).split("\n")
-        if final and rest:
-            lines.append(rest)
-            rest = ""
-        self._partial[stream] = rest
-        for line in lines:
-            self._append(f"{stream}: {line}\n")
+        prefix = f"{stream}: "
+        end = text.rfind("\n")
+        if end >= 0:
+            head = "".join(self._partial[stream]) + text[:end]
+            self._partial[stream], self._partial_bytes[stream] = [], 0
+            self._append(prefix + head.replace("\n", "\n" + prefix) + "\n", len(prefix))
+            text = text[end + 1 :]
+        if self._truncated:
+            self._dropped += len(text.encode()) + self._drop_partials()
+            return
+        if text:
+            self._partial[stream].append(text)
+            self._partial_bytes[stream] += len(text.encode())
+            # A line that can no longer fit is cut now, so an endless line costs no more than the cap.
+            if len(prefix) + self._partial_bytes[stream] + 1 > self._cap - self._size:
+                final = True
+        if final and self._partial[stream]:
+            line = "".join(self._partial[stream])
+            self._partial[stream], self._partial_bytes[stream] = [], 0
+            self._append(prefix + line + "\n", len(prefix))
+        if self._truncated:
+            self._dropped += self._drop_partials()
 
-    def _append(self, line: str) -> None:
+    def _drop_partials(self) -> int:
+        dropped = sum(self._partial_bytes.values())
+        for stream in STREAMS:
+            self._partial[stream], self._partial_bytes[stream] = [], 0
+        return dropped
+
+    def _append(self, block: str, prefix_len: int) -> None:
+        """Keep block (whole lines, each prefixed), or its head up to the cap; count the rest as dropped."""
         if self._truncated:
             return
-        size = len(line.encode())
-        if self._size + size > self._cap:
-            self._truncated = True
-            self._parts.append(f"[output truncated: this entry exceeded {format_size(self._cap)}]\n")
-        else:
-            self._parts.append(line)
-            self._size += size
+        data = block.encode()
+        room = self._cap - self._size
         self.dirty = True
+        if len(data) <= room:
+            self._parts.append(block)
+            self._size += len(data)
+            return
+        self._truncated = True
+        kept = data[: max(0, room - 1)].decode(errors="ignore")  # not inside a character; room for the newline
+        cut = kept.rfind("\n") + 1  # whole lines kept as they are; the next one keeps its head if it has one
+        if len(kept) - cut > prefix_len:
+            kept += "\n"
+        else:
+            kept = kept[:cut]
+        self._parts.append(kept)
+        self._size += len(kept.encode())
+        self._dropped += _content_bytes(data, prefix_len) - _content_bytes(kept.encode(), prefix_len)
+
+    def marker(self) -> str:
+        if not self._truncated:
+            return ""
+        return f"[output truncated: this entry exceeded {format_size(self._cap)}; {self._dropped} bytes dropped]\n"
 
     def output(self) -> str:
         with self._lock:
-            return "".join(self._parts)
+            return "".join(self._parts) + self.marker()
 
     def payload(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -106,6 +158,12 @@ class LogEntry:
             entry["exitCode"] = self.exit_code
             entry["durationMs"] = self.duration_ms
         return entry
+
+
+def _content_bytes(block: bytes, prefix_len: int) -> int:
+    """Bytes of output in prefixed lines: without the `stdout: ` prefixes (the newlines are output)."""
+    lines = block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
+    return len(block) - lines * prefix_len
 
 
 class LogStreamer:
@@ -129,6 +187,10 @@ class LogStreamer:
         self._stop = threading.Event()
         self.gone: JobGone | None = None
         self._on_gone = on_gone
+        # After a failed send the periodic flush backs off (the one policy of apiclient), unless the server
+        # answers again meanwhile.
+        self._delays = backoff_delays()
+        self._retry_at = 0.0
         self._thread = threading.Thread(target=self._run, name="log-streamer", daemon=True)
         self._thread.start()
 
@@ -169,11 +231,13 @@ class LogStreamer:
                     entry.entry_id = self._sink.add_log_entry(entry.payload())
                 else:
                     self._sink.update_log_entry(entry.entry_id, entry.payload())
+                self._delays, self._retry_at = backoff_delays(), 0.0
             except JobGone as exc:
                 self.gone = exc
                 self._on_gone()
             except ApiError as exc:
                 entry.dirty = True
+                self._retry_at = time.monotonic() + next(self._delays)
                 if strict:
                     raise
                 log.warning("log entry %s not sent yet: %s", entry.key, exc)
@@ -183,6 +247,8 @@ class LogStreamer:
             self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             now = time.monotonic()
+            if now < self._retry_at and not server_answering():
+                continue
             for entry in self.entries():
                 if entry.entry_id is None or now - entry.sent_at >= FLUSH_INTERVAL:
                     self._send(entry)

@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any
 
 from executor_agent import metrics
-from executor_agent.apiclient import ApiClient, ApiError, Refused, ServerUnavailable, backoff_delays
+from executor_agent.apiclient import ApiClient, ApiError, Refused, ServerUnavailable, backoff_delays, wait_for_server
 from executor_agent.config import ExecutorSettings
 from executor_agent.hostinfo import heartbeat_info
 from executor_agent.janitor import Janitor
@@ -42,6 +42,7 @@ class Agent:
     running: dict[int, Running] = field(default_factory=dict)
     dequeued: int = 0
     end_reason: str = ""
+    exit_code: int = 0  # set when the loop ends on an error no retry can fix
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -68,7 +69,7 @@ class Agent:
                     break
             poller.join()
             log.warning("executor stopped taking jobs: %s", self.end_reason or "signal received")
-            code = self._finish_running()
+            code = self._finish_running() or self.exit_code
             if code == 0:
                 self.draining.set()  # the heartbeat thread ends, so no later heartbeat undoes the goodbye
                 heartbeat.join(self.settings.heartbeat_interval + 35)
@@ -106,6 +107,11 @@ class Agent:
             except (ServerUnavailable, Refused) as exc:
                 if self.draining.is_set():
                     continue
+                if isinstance(exc, Refused) and exc.status == 404:
+                    # An unknown queue does not appear by retrying: say so once and stop (exit 2).
+                    log.error("dequeue refused: %s; check EXECUTOR_QUEUE_NAME(S)", exc)
+                    self.end_reason, self.exit_code = f"queue not on the server ({exc})", 2
+                    return
                 delay = next(delays)
                 hint = ""
                 if isinstance(exc, Refused) and exc.status == 401:
@@ -171,6 +177,7 @@ class Agent:
 
     def _heartbeats(self) -> None:
         info = heartbeat_info(self.runtime_version)
+        delays = backoff_delays()
         while not self.draining.is_set() or self.active_ids():
             ids = sorted(self.active_ids())
             try:
@@ -178,8 +185,15 @@ class Agent:
                     self.settings.queue_names, ids, {**info, "prometheusMetrics": metrics.exposition()}
                 )
             except ApiError as exc:
-                log.warning("heartbeat failed: %s", exc)
+                delay = next(delays)
+                log.warning("heartbeat failed: %s; next in up to %.1fs", exc, delay)
+                if isinstance(exc, ServerUnavailable):
+                    wait_for_server(delay)  # the one backoff policy, cut short when the server answers again
+                else:
+                    time.sleep(delay)
+                continue
             else:
+                delays = backoff_delays()
                 with self._lock:
                     current = dict(self.running)
                 for job_id in ids:
@@ -187,7 +201,10 @@ class Agent:
                         log.warning("job %s: canceled by the server", job_id)
                     elif job_id not in known and job_id in current and current[job_id].stop.stop(StopReason.ABANDONED):
                         log.warning("job %s: unknown to the server (requeued or finished elsewhere)", job_id)
-            time.sleep(self.settings.heartbeat_interval if not self.draining.is_set() else 1.0)
+            # Draining wakes the wait at once, so an exit never sits out a long heartbeat interval.
+            if not self.draining.wait(self.settings.heartbeat_interval):
+                continue
+            time.sleep(1.0)
 
     def _goodbye(self) -> None:
         """A last heartbeat saying this executor exits cleanly, so the server shows it drained, not crashed."""

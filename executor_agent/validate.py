@@ -35,7 +35,7 @@ def check_runtime(settings: ExecutorSettings) -> list[Check]:
 def check_server(settings: ExecutorSettings) -> Check:
     api = ApiClient(settings.frontend_url, settings.frontend_password, "validate", executor_version())
     try:
-        api.test_auth()
+        api.test_auth(settings.queue_names)
     except ServerUnavailable as exc:
         return False, f"server: {settings.frontend_url} unreachable ({exc}); check EXECUTOR_FRONTEND_URL"
     except Refused as exc:
@@ -44,6 +44,8 @@ def check_server(settings: ExecutorSettings) -> Check:
                 f"server: {settings.frontend_url} rejected the executor secret (HTTP {exc.status}); check that "
                 "EXECUTOR_FRONTEND_PASSWORD equals the server's FLEET_EXECUTORS_ACCESS_TOKEN"
             )
+        if exc.status == 404 and "unknown queue" in str(exc):
+            return False, f"server: {settings.frontend_url} has no such queue: {exc}; check EXECUTOR_QUEUE_NAME(S)"
         return False, f"server: {settings.frontend_url}/.executors/test/auth answered {exc}; is it a fleet server?"
     finally:
         api.close()

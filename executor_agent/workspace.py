@@ -48,24 +48,44 @@ def create(root: Path, prefix: str, job_id: int, executor_name: str) -> Workspac
     return Workspace(job_dir, job_dir / "workspace")
 
 
+def git_auth_env(job: JobSpec, executor_name: str) -> dict[str, str]:
+    """The job token and identity headers as git configuration in the environment (GIT_CONFIG_COUNT, git >= 2.31).
+
+    Never on git's command line: any process on the host reads /proc/*/cmdline, while a process's environment is
+    readable only by its own user.
+    """
+    headers = [
+        f"Authorization: Bearer {job.token}",
+        f"X-Sourcegraph-Job-ID: {job.id}",
+        f"X-Sourcegraph-Executor-Name: {executor_name}",
+    ]
+    env = {"GIT_CONFIG_COUNT": str(len(headers))}
+    for i, header in enumerate(headers):
+        env[f"GIT_CONFIG_KEY_{i}"] = "http.extraHeader"
+        env[f"GIT_CONFIG_VALUE_{i}"] = header
+    return env
+
+
 def clone_commands(
     job: JobSpec, frontend_url: str, executor_name: str, authorization: str = ""
 ) -> list[tuple[str, list[str]]]:
     """The setup.git.* commands, as the seeds' executor runs them: init, one-commit fetch, sparse config, checkout.
 
-    The job token travels in an http.extraHeader, never in the URL; the log entries are redacted anyway.
+    The job's token goes in the environment (git_auth_env), never in the URL or the arguments. `authorization`
+    (an operator's own secret, for `executor test-vm`) is still passed with -c.
     """
     url = f"{frontend_url}/.executors/git/{quote(job.repositoryName, safe='/')}"
-    auth = [
-        "-c",
-        f"http.extraHeader=Authorization: {authorization or 'Bearer ' + job.token}",
-        "-c",
-        f"http.extraHeader=X-Sourcegraph-Job-ID: {job.id}",
-        "-c",
-        f"http.extraHeader=X-Sourcegraph-Executor-Name: {executor_name}",
-        "-c",
-        "protocol.version=2",
-    ]
+    auth = ["-c", "protocol.version=2"]
+    if authorization:
+        auth = [
+            "-c",
+            f"http.extraHeader=Authorization: {authorization}",
+            "-c",
+            f"http.extraHeader=X-Sourcegraph-Job-ID: {job.id}",
+            "-c",
+            f"http.extraHeader=X-Sourcegraph-Executor-Name: {executor_name}",
+            *auth,
+        ]
     fetch = ["git", *auth, "fetch", "--progress", "--no-recurse-submodules", "--force"]
     fetch += ["--tags"] if job.fetchTags else ["--no-tags"]
     if job.shallowClone:
@@ -100,13 +120,22 @@ def checkout_dir(workspace: Workspace, job: JobSpec) -> Path:
     return target
 
 
-def resolve_inside(base: Path, relative: str, what: str) -> Path:
-    """base/relative, refusing anything that would land outside base (`..`, absolute, through a symlink)."""
+def resolve_inside(base: Path, relative: str, what: str, *, allow_base: bool = True) -> Path:
+    """base/relative, refusing anything that would land outside base (`..`, absolute, through a symlink).
+
+    `.` and `./` name base itself: fine for a step's `dir`, refused for a file (allow_base=False).
+    """
     pure = PurePosixPath(relative)
     if pure.is_absolute() or relative.startswith("\\") or not relative.strip():
         raise JobFailure(f"{what} {relative!r}: must be a relative path inside the workspace", retryable=False)
+    if "\0" in relative:
+        raise JobFailure(f"{what} {relative!r}: contains a NUL byte", retryable=False)
     if any(part == ".." for part in pure.parts):
         raise JobFailure(f"{what} {relative!r}: '..' would leave the workspace", retryable=False)
+    if not pure.parts:  # "." or "./": the workspace itself
+        if allow_base:
+            return base
+        raise JobFailure(f"{what} {relative!r}: names the workspace directory itself, not a file", retryable=False)
     target = base.joinpath(*pure.parts)
     real_base = base.resolve()
     # Existing parents are resolved, so a symlink placed by the repository cannot redirect the write.
@@ -122,15 +151,19 @@ def write_files(base: Path, files: dict[str, FileEntry]) -> list[str]:
     """Check every path and decode every content first, so a bad entry means nothing is written at all."""
     planned: list[tuple[Path, bytes, FileEntry]] = []
     for name, entry in files.items():
-        target = resolve_inside(base, name, "files")
+        target = resolve_inside(base, name, "files", allow_base=False)
         try:
             content = base64.b64decode(entry.content, validate=True)
         except (binascii.Error, ValueError):
             raise JobFailure(f"files {name!r}: content is not valid base64", retryable=False) from None
         planned.append((target, content, entry))
     for target, content, entry in planned:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:  # a name too long, or a file where another entry needs a directory: not retryable
+            name = str(target.relative_to(base))
+            raise JobFailure(f"files {name!r}: cannot be written: {exc.strerror}", retryable=False) from None
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
         if entry.modifiedAt is not None:

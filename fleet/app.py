@@ -1,4 +1,9 @@
-"""The FastAPI application factory. The lifespan opens the store (running migrations) and runs the resetter."""
+"""The FastAPI application factory. The lifespan opens the store (running migrations) and runs the resetter.
+
+Errors keep one shape, `{"error": "<field>: <problem>", "detail": [...]}`, whatever the input (non-UTF-8 bodies,
+NaN, lone surrogates: docs/control-plane.md, "Limits"). A database outage answers 503 with Retry-After and logs
+one line when it starts and one when it ends, not a traceback per request.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleet import __version__
 from fleet.api import dashboard, executor_routes, git_proxy, jobs_routes, observability
@@ -24,6 +34,12 @@ from fleet.store.database import Clock, utcnow
 from fleet.store.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger("fleet.server")
+# Bodies beyond this are refused with 413 (docs/control-plane.md, "Limits"): room for a log entry of
+# FLEET_MAX_LOG_ENTRY_BYTES JSON-escaped several times over, and for job files of a few MiB.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+RETRY_AFTER_SECONDS = 2
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 def store_config(settings: ServerSettings) -> StoreConfig:
@@ -37,38 +53,107 @@ def store_config(settings: ServerSettings) -> StoreConfig:
     )
 
 
+def database_down(app: FastAPI, exc: BaseException) -> None:
+    """Record a failed database call; only the first of an outage is logged."""
+    if app.state.store.resetter.mark_unreachable():
+        app.state.outage_started = time.monotonic()
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.error("database unreachable (%s); answering 503 until it is back", first[:300])
+
+
 async def _run_resetter(app: FastAPI) -> None:
     store: Store = app.state.store
     interval = app.state.settings.resetter_interval_seconds
     while True:
+        slept = time.monotonic()
         await asyncio.sleep(interval)
+        if time.monotonic() - slept > interval + 2:
+            # The process was frozen (SIGSTOP, a stalled host): executors could not heartbeat meanwhile either.
+            store.resetter.hold()
         try:
             result = await run_in_threadpool(store.resetter.reset_stalled)
-        except Exception:  # a database hiccup must not kill the resetter for the rest of the server's life
+            deleted = await run_in_threadpool(store.retention.delete_expired)
+        except DATABASE_ERRORS as exc:
+            database_down(app, exc)
+            continue
+        except Exception:  # a bug must not kill the resetter for the rest of the server's life
             log.exception("resetter round failed; retrying in %.1fs", interval)
             continue
+        if result.recovered:
+            took = time.monotonic() - getattr(app.state, "outage_started", time.monotonic())
+            log.warning(
+                "database reachable again after %.1fs; no job is reset for stalling for the next %gs",
+                took,
+                app.state.settings.stalled_job_seconds,
+            )
         if result.requeued:  # the store woke waiting executors after its commit
             log.warning("requeued stalled jobs %s", [j for j, _ in result.requeued])
         if result.failed:
             log.warning("failed jobs that stalled too many times: %s", result.failed)
-        try:
-            deleted = await run_in_threadpool(store.retention.delete_expired)
-        except Exception:
-            log.exception("deleting expired jobs failed; retrying in %.1fs", interval)
-            continue
         if deleted:
             log.info("deleted %d finished jobs past their retention", deleted)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def _validation_message(errors: list[dict[str, Any]]) -> str:
     parts = []
-    for err in exc.errors():
+    for err in errors:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        parts.append(f"{loc}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 
-def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | None = None) -> FastAPI:
+def _plain_errors(errors: Any) -> list[dict[str, Any]]:
+    """loc, msg and type only: the rejected input may be bytes that are not UTF-8, NaN or a lone surrogate, which
+    no JSON encoder takes, and echoing it back is of no use to the caller anyway."""
+    out = []
+    for err in errors:
+        loc = [p if isinstance(p, int) else str(p).encode("utf-8", "replace").decode() for p in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid")).encode("utf-8", "replace").decode()
+        out.append({"loc": loc, "msg": msg, "type": str(err.get("type", "value_error"))})
+    return out
+
+
+def validation_error(errors: Any) -> JSONResponse:
+    plain = _plain_errors(errors)
+    return JSONResponse({"error": _validation_message(plain), "detail": plain}, status_code=422)
+
+
+class BodyLimit:
+    """413 for a body over MAX_BODY_BYTES: at once from Content-Length, or as soon as a chunked body passes it."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = HTTPException(413, f"request body over the limit of {self.limit} bytes")
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                response = JSONResponse({"error": too_large.detail, "detail": too_large.detail}, status_code=413)
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise too_large  # FastAPI and Starlette turn an HTTPException raised while reading into its status
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(
+    settings: ServerSettings, clock: Clock = utcnow, store: Store | None = None, announce_ready: bool = False
+) -> FastAPI:
+    """announce_ready: log "ready" at the end of start-up, for workers whose socket the supervisor already bound
+    (a single-process `fleet server` logs it itself once uvicorn serves)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
@@ -83,8 +168,10 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
             listener.start()
         queue_collector = observability.QueueCollector(app.state.store, settings.heartbeat_interval_seconds)
         app.state.metrics_registry.register(queue_collector)
+        app.state.store.resetter.hold()  # executors could not heartbeat while this server was not running
         resetter = asyncio.create_task(_run_resetter(app))
-        log.info("fleet server %s ready on %s", __version__, settings.resolved_external_url)
+        if announce_ready:
+            log.info("fleet server %s ready on %s", __version__, settings.resolved_external_url)
         try:
             yield
         finally:
@@ -103,10 +190,34 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
 
     app.state.metrics_registry, request_metrics = observability.build_registry()
     app.add_middleware(observability.RequestMetricsMiddleware, metrics=request_metrics)
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_message(exc), "detail": jsonable(exc.errors())}, status_code=422)
+        return validation_error(exc.errors())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:  # e.g. bytes that are not UTF-8
+            return validation_error([{"loc": ["body"], "msg": "is not valid UTF-8 JSON", "type": "json_invalid"}])
+        return JSONResponse(
+            {"error": str(exc.detail), "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
+        return validation_error([{"loc": ["body"], "msg": str(exc), "type": "value_error"}])
+
+    for error in DATABASE_ERRORS:
+
+        @app.exception_handler(error)
+        async def _database(request: Request, exc: Exception) -> JSONResponse:
+            database_down(request.app, exc)
+            return JSONResponse(
+                {"error": "the job store's database is unreachable; try again shortly", "detail": "database"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
 
     def _handler(status: int) -> Any:
         async def handle(_: Request, exc: Exception) -> JSONResponse:
@@ -116,7 +227,6 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
 
     app.add_exception_handler(NotFound, _handler(404))
     app.add_exception_handler(Conflict, _handler(409))
-    app.add_exception_handler(InvalidInput, _handler(422))
 
     app.router.routes.extend(executor_routes.routes)
     for module in (git_proxy, jobs_routes, observability, dashboard):
@@ -124,14 +234,8 @@ def create_app(settings: ServerSettings, clock: Clock = utcnow, store: Store | N
     return app
 
 
-def jsonable(errors: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(errors, custom_encoder={Exception: str, ValueError: str})
-
-
 def create_app_from_env() -> FastAPI:
     """The factory `fleet server --workers N` hands to uvicorn: each worker process reads FLEET_* itself."""
     level = os.environ.get("FLEET_LOG_LEVEL", "info").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return create_app(ServerSettings())  # type: ignore[call-arg]  # required fields come from the environment
+    return create_app(ServerSettings(), announce_ready=True)  # type: ignore[call-arg]  # required fields come from the environment

@@ -1,11 +1,21 @@
-"""Configuration of `fleet server` (CONTRACT section 2), read from FLEET_* environment variables."""
+"""Configuration of `fleet server` (docs/control-plane.md), read from FLEET_* environment variables."""
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MIN_EXECUTOR_TOKEN_LENGTH = 20
+from fleet.schemas import check_queue_name
+
+MIN_TOKEN_LENGTH = 20  # FLEET_EXECUTORS_ACCESS_TOKEN and FLEET_API_TOKEN
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# FLEET_* names read by other parts of the project (the CLI client, Terraform driver, tests), not by the server.
+OTHER_FLEET_NAMES = ("FLEET_URL", "FLEET_LOG_LEVEL", "FLEET_TERRAFORM_BIN", "FLEET_TERRAFORM_PLUGIN_DIR",
+                     "FLEET_TF_PLUGIN_DIR", "FLEET_TEST_CACHE")  # fmt: skip
 
 
 class ServerSettings(BaseSettings):
@@ -62,28 +72,44 @@ class ServerSettings(BaseSettings):
         1024 * 1024, gt=0, description="Output of one log entry beyond this is cut, with a visible marker."
     )
 
-    @field_validator("executors_access_token")
+    @field_validator("executors_access_token", "api_token")
     @classmethod
     def _token_long_enough(cls, v: str) -> str:
-        if len(v) < MIN_EXECUTOR_TOKEN_LENGTH:
+        # Both are shared secrets sent on every request: short ones are guessed.
+        if len(v) < MIN_TOKEN_LENGTH:
             raise ValueError(
-                f"must be at least {MIN_EXECUTOR_TOKEN_LENGTH} characters (got {len(v)}); "
+                f"must be at least {MIN_TOKEN_LENGTH} characters (got {len(v)}); "
                 "generate one with: openssl rand -hex 32"
             )
         return v
 
-    @field_validator("api_token")
+    @field_validator("queues")
     @classmethod
-    def _api_token_set(cls, v: str) -> str:
+    def _queue_names(cls, v: str) -> str:
+        for name in (q.strip() for q in v.split(",")):
+            if name:
+                check_queue_name(name)
+        return v
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url(cls, v: str) -> str:
         if not v:
-            raise ValueError("must not be empty; generate one with: openssl rand -hex 32")
+            return v
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018  # raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http(s) URL, e.g. https://fleet.example.com")
         return v
 
     @field_validator("http_addr")
     @classmethod
     def _addr(cls, v: str) -> str:
         host, sep, port = v.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{v!r} is not HOST:PORT, e.g. 127.0.0.1:3080")
         return v
 
@@ -102,3 +128,18 @@ class ServerSettings(BaseSettings):
     @property
     def queue_names(self) -> list[str]:
         return [q.strip() for q in self.queues.split(",") if q.strip()]
+
+
+def known_names() -> list[str]:
+    return [f"FLEET_{name.upper()}" for name in ServerSettings.model_fields] + list(OTHER_FLEET_NAMES)
+
+
+def unknown_names(environ: Mapping[str, str]) -> list[str]:
+    """One warning per FLEET_* variable nothing reads, with the closest known name (a misspelling is likely)."""
+    known = known_names()
+    lines = []
+    for name in sorted(n for n in environ if n.startswith("FLEET_") and n not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"warning: {name} is not a fleet server setting and is ignored{hint}")
+    return lines

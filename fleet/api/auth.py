@@ -25,15 +25,16 @@ def _split(request: Request) -> tuple[str, str]:
     return scheme.strip(), value.strip()
 
 
-def _equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+def tokens_equal(a: str, b: str) -> bool:
+    """Constant-time, so the time a wrong token takes to refuse says nothing about how much of it was right."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 def check_executor_secret(request: Request) -> None:
     scheme, value = _split(request)
     if scheme != EXECUTOR_SCHEME:
         raise _unauthorized(f"missing `Authorization: {EXECUTOR_SCHEME} <secret>` header", EXECUTOR_SCHEME)
-    if not _equal(value, request.app.state.settings.executors_access_token):
+    if not tokens_equal(value, request.app.state.settings.executors_access_token):
         raise _unauthorized(
             "executor secret rejected: EXECUTOR_FRONTEND_PASSWORD must equal FLEET_EXECUTORS_ACCESS_TOKEN",
             EXECUTOR_SCHEME,
@@ -91,9 +92,9 @@ def api_token_ok(request: Request) -> bool:
     expected = request.app.state.settings.api_token
     scheme, value = _split(request)
     if scheme.lower() == "bearer" and value:
-        return _equal(value, expected)
+        return tokens_equal(value, expected)
     cookie = request.cookies.get(API_COOKIE)
-    return bool(cookie) and _equal(cookie or "", expected)
+    return bool(cookie) and tokens_equal(cookie or "", expected)
 
 
 async def require_api(request: Request) -> None:

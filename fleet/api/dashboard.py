@@ -6,7 +6,6 @@ fleet/api/log_stream.py; cancel and retry are form posts that need the session's
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from fastapi.templating import Jinja2Templates
 
 from fleet import __version__
 from fleet.api import fleet_view, session
-from fleet.api.auth import api_token_ok
+from fleet.api.auth import api_token_ok, tokens_equal
+from fleet.api.jobs_routes import JobId
 from fleet.api.log_stream import stream_response
 from fleet.durations import MISSING, format_duration
 from fleet.states import TERMINAL, JobState
@@ -134,7 +134,7 @@ def jobs_page(
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: int, done: str = "") -> Response:
+def job_page(request: Request, job_id: JobId, done: str = "") -> Response:
     if not _signed_in(request):
         return _login(request)
     store = _store(request)
@@ -150,7 +150,7 @@ def job_page(request: Request, job_id: int, done: str = "") -> Response:
 
 
 @router.get("/jobs/{job_id}/events")
-def job_events(request: Request, job_id: int) -> Response:
+def job_events(request: Request, job_id: JobId) -> Response:
     """The log stream for the job page, authenticated by the dashboard session."""
     if not _signed_in(request):
         return Response("sign in first", status_code=401)
@@ -166,7 +166,7 @@ def _refused(request: Request, message: str, status_code: int) -> Response:
     return _page(request, "message.html", {"title": "Refused", "message": message}, status_code=status_code)
 
 
-def _job_action(request: Request, job_id: int, csrf_token: str, action: str) -> Response:
+def _job_action(request: Request, job_id: JobId, csrf_token: str, action: str) -> Response:
     current = _session(request)
     if current is None:
         return _login(request, "sign in again to do that", next_path=f"/jobs/{job_id}")
@@ -182,19 +182,18 @@ def _job_action(request: Request, job_id: int, csrf_token: str, action: str) -> 
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(request: Request, job_id: int, csrf_token: str = Form("")) -> Response:
+def cancel_job(request: Request, job_id: JobId, csrf_token: str = Form("")) -> Response:
     return _job_action(request, job_id, csrf_token, "cancel")
 
 
 @router.post("/jobs/{job_id}/retry")
-def retry_job(request: Request, job_id: int, csrf_token: str = Form("")) -> Response:
+def retry_job(request: Request, job_id: JobId, csrf_token: str = Form("")) -> Response:
     return _job_action(request, job_id, csrf_token, "retry")
 
 
 @router.post("/login")
 def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
-    expected = request.app.state.settings.api_token
-    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not token or not tokens_equal(token, request.app.state.settings.api_token):
         return _login(request, "wrong token", next_path=next)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     response = RedirectResponse(target, status_code=303)

@@ -11,6 +11,7 @@ statement; only when the store refuses does the route look the token up to say w
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -77,14 +78,27 @@ async def _parse(request: Request, model: type[M]) -> M:
 def _wait_seconds(request: Request) -> float:
     raw = request.query_params.get("wait", "0")
     try:
-        return float(raw)
+        wait = float(raw)
     except ValueError:
+        wait = math.nan
+    if not math.isfinite(wait):  # nan would never compare past the deadline
         error = {"type": "float_parsing", "loc": ("query", "wait"), "msg": "must be a number of seconds"}
         raise RequestValidationError([error]) from None
+    return wait
 
 
 async def test_auth(request: Request) -> Response:
     check_executor_secret(request)
+    wanted = request.query_params.getlist("queue")  # optional: `executor validate` checks its queues exist
+    if wanted:
+        store = _store(request)
+        known = set(await store.call(store.queues.names))
+        missing = [q for q in wanted if q not in known]
+        if missing:
+            raise NotFound(
+                f"unknown queue {missing[0]!r} (known: {', '.join(sorted(known)) or 'none'}); "
+                f"create it with `fleet queues add {missing[0]}`"
+            )
     return PlainTextResponse("ok")
 
 

@@ -1,20 +1,24 @@
-"""The job API (CONTRACT section 4) under /api/v1, for people and scripts holding FLEET_API_TOKEN."""
+"""The job API (docs/control-plane.md) under /api/v1, for people and scripts holding FLEET_API_TOKEN."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from fleet.api import fleet_view
 from fleet.api.auth import require_api
 from fleet.api.log_stream import stream_response, wants_stream
-from fleet.schemas import JobSubmission, QueueCreate, RepositoryCreate
+from fleet.schemas import MAX_INT64, JobSubmission, QueueCreate, RepositoryCreate
 from fleet.states import JobState
 from fleet.store import Store
 from fleet.store.errors import InvalidInput, NotFound
 from fleet.store.jobs import job_record
 
+# Ids are 64-bit columns: a larger number is a 422 naming job_id, not an OverflowError in the driver.
+JobId = Annotated[int, Path(ge=0, le=MAX_INT64)]
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api)])
 
 
@@ -45,12 +49,12 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-def get_job(request: Request, job_id: int) -> dict[str, Any]:
+def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return _store(request).jobs.get(job_id)
 
 
 @router.get("/jobs/{job_id}/logs", response_model=None)
-def get_logs(request: Request, job_id: int) -> dict[str, Any] | Response:
+def get_logs(request: Request, job_id: JobId) -> dict[str, Any] | Response:
     """The job's log entries; with `Accept: text/event-stream` or `?follow=1`, a stream until the job ends."""
     store = _store(request)
     job = store.jobs.get(job_id)
@@ -60,12 +64,12 @@ def get_logs(request: Request, job_id: int) -> dict[str, Any] | Response:
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
+def cancel_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return _store(request).jobs.cancel(job_id)
 
 
 @router.post("/jobs/{job_id}/retry")
-def retry_job(request: Request, job_id: int) -> dict[str, Any]:
+def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Queue a finished (completed, failed or canceled) job again as a new attempt; its logs are kept."""
     store = _store(request)
     job = job_record(store.transitions.retry(job_id))
@@ -105,7 +109,7 @@ def add_repository(request: Request, body: RepositoryCreate) -> dict[str, Any]:
 
     problem = check_repository_location(body.url)
     if problem:
-        raise InvalidInput(f"url: {problem}")
+        raise RequestValidationError([{"loc": ("body", "url"), "msg": problem, "type": "value_error"}])
     return _store(request).repos.add(body.name, body.url)
 
 

@@ -244,7 +244,7 @@ class QueueNotifier:
 class DatabaseListener:
     """Wakes this process's waiters when another server process on the same PostgreSQL database announces jobs.
 
-    A daemon thread holds one LISTEN connection; it reconnects with a growing pause if the database goes away,
+    A daemon thread holds one LISTEN connection; it reconnects with jittered backoff if the database goes away,
     and after reconnecting re-checks every queue with waiters (announcements sent meanwhile are lost).
     """
 
@@ -254,6 +254,8 @@ class DatabaseListener:
         self.notifier = notifier
         self.listening = threading.Event()
         self._stop = threading.Event()
+        self._down = False
+        self._connected_before = False
         self._thread = threading.Thread(target=self._run, name="fleet-listen", daemon=True)
 
     def start(self) -> None:
@@ -265,25 +267,50 @@ class DatabaseListener:
 
     def _run(self) -> None:
         import psycopg
+        import tenacity
+
+        # The jittered backoff of every call to an unreachable party (docs/executor.md), capped lower: a lost
+        # LISTEN only delays pickup until the waiters' own re-check.
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(psycopg.Error),
+            wait=tenacity.wait_random_exponential(multiplier=0.5, max=10.0),
+            stop=lambda _: self._stop.is_set(),
+            sleep=self._pause,
+            before_sleep=lambda state: self._lost(state.outcome.exception() if state.outcome else None),
+            reraise=True,
+        )
+        while not self._stop.is_set():
+            with contextlib.suppress(psycopg.Error):
+                retrying(self._listen)  # returns when an established LISTEN was lost: a fresh backoff
+
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _lost(self, exc: BaseException | None) -> None:
+        self.listening.clear()
+        if not self._down:  # one line per outage, not one per attempt
+            self._down = True
+            log.warning("listening for ready jobs failed (%s); retrying with backoff", exc)
+
+    def _listen(self) -> None:
+        import psycopg
         from psycopg import sql
 
-        pause = 0.5
-        connected_before = False
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.dsn, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    self.listening.set()
-                    if connected_before:
-                        self.notifier.probe_all()
-                    connected_before = True
-                    pause = 0.5
-                    while not self._stop.is_set():
-                        # The timeout bounds how long stop() waits for this thread.
-                        for note in conn.notifies(timeout=0.5):
-                            self.notifier.relay(note.payload)
-            except psycopg.Error as exc:
-                self.listening.clear()
-                log.warning("listening for ready jobs failed (%s); retrying in %.1fs", exc, pause)
-                self._stop.wait(pause)
-                pause = min(pause * 2, 10.0)
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                self.listening.set()
+                if self._down:
+                    self._down = False
+                    log.warning("listening for ready jobs again")
+                if self._connected_before:
+                    self.notifier.probe_all()
+                self._connected_before = True
+                while not self._stop.is_set():
+                    # The timeout bounds how long stop() waits for this thread.
+                    for note in conn.notifies(timeout=0.5):
+                        self.notifier.relay(note.payload)
+        except psycopg.Error as exc:
+            if not self.listening.is_set():
+                raise
+            self._lost(exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 import typer
@@ -50,10 +51,16 @@ def server(
         }.items()
         if v is not None
     }
+    from fleet.settings import LOG_LEVELS, unknown_names
+
+    for line in unknown_names(os.environ):
+        typer.echo(line, err=True)
+    if log_level.lower() not in LOG_LEVELS:
+        fail(f"FLEET_LOG_LEVEL (--log-level) {log_level!r} is not one of {', '.join(LOG_LEVELS)}", EXIT_CONFIG)
     try:
         settings = ServerSettings(**overrides)
     except ValidationError as exc:
-        fail(settings_error_line(exc, "FLEET_"), EXIT_CONFIG)
+        fail(_name_flags(settings_error_line(exc, "FLEET_"), overrides), EXIT_CONFIG)
     if settings.workers > 1 and is_sqlite_url(settings.database_url):
         fail(
             f"FLEET_WORKERS={settings.workers} needs PostgreSQL: SQLite takes writes from one process only; "
@@ -61,6 +68,12 @@ def server(
             EXIT_CONFIG,
         )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Bound before the database is touched: a listen address that cannot be used writes nothing.
+    where = "--http-addr" if "http_addr" in overrides else "FLEET_HTTP_ADDR"
+    try:
+        listener = _bind(settings.host, settings.port)
+    except OSError as exc:
+        fail(f"{where} {settings.http_addr!r}: cannot listen there: {exc.strerror or exc}", EXIT_CONFIG)
     try:
         store = Store.open(settings.database_url, config=store_config(settings))
     except DatabaseURLError as exc:
@@ -75,6 +88,7 @@ def server(
     os.environ.setdefault("FLEET_URL", settings.resolved_external_url)
     if settings.workers > 1:
         store.close()  # migrations ran; every worker opens its own store
+        listener.close()  # the supervisor binds it again and shares it with the workers
         # Workers are fresh interpreters that read FLEET_* themselves: hand them the command-line overrides too.
         for name, value in {**overrides, "log_level": log_level}.items():
             os.environ[f"FLEET_{name.upper()}"] = str(value)
@@ -89,12 +103,49 @@ def server(
             timeout_graceful_shutdown=5,
         )
         return
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, store=store),
-        host=settings.host,
-        port=settings.port,
         log_level=log_level.lower(),
         access_log=log_level.lower() == "debug",
         timeout_graceful_shutdown=5,
     )
+    _serve(config, listener, settings.resolved_external_url)
     store.close()
+
+
+def _name_flags(line: str, overrides: dict[str, Any]) -> str:
+    """A bad value given as a flag is reported by the flag's name, not by the variable it overrides."""
+    for name in overrides:
+        line = line.replace(f"FLEET_{name.upper()} ", f"--{name.replace('_', '-')} ")
+    return line
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(config: Any, listener: socket.socket, url: str) -> None:
+    import uvicorn
+
+    class ReadyServer(uvicorn.Server):
+        """Logs "ready" once the port is bound and serving, not when the application starts up."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                from fleet import __version__
+
+                logging.getLogger("fleet.server").info("fleet server %s ready on %s", __version__, url)
+
+    ReadyServer(config).run(sockets=[listener])

@@ -61,7 +61,7 @@ def logs(server: FleetServer, job_id: int) -> dict[str, dict[str, Any]]:
         return {e["key"]: e for e in r.json()["entries"]}
 
 
-def wait_state(server: FleetServer, job_id: int, states: tuple[str, ...] = TERMINAL, timeout: float = 60) -> dict:
+def wait_state(server: FleetServer, job_id: int, states: tuple[str, ...] = TERMINAL, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         record = job(server, job_id)
@@ -137,7 +137,7 @@ def start_agent(env: dict[str, str], log_path: Path, *args: str) -> AgentProcess
     return AgentProcess(proc, log_path)
 
 
-def wait_for(what: str, check: Any, timeout: float = 30, interval: float = 0.1) -> Any:
+def wait_for(what: str, check: Any, timeout: float = 120, interval: float = 0.1) -> Any:
     """Poll check() until it returns something truthy; fail with `what` after timeout."""
     deadline = time.monotonic() + timeout
     while True:

@@ -41,7 +41,7 @@ def test_validate_all_good(env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("✓ configuration: queues batches, runtime docker")
-    assert any(line.startswith("✓ git 2.") and "(>= 2.26)" in line for line in lines)
+    assert any(line.startswith("✓ git 2.") and "(>= 2.31)" in line for line in lines)
     assert any(line.startswith("✓ runtime docker: Docker Engine") for line in lines)
     assert "✓ step limits: at most 4096 processes, no-new-privileges, reduced caps" in lines
     assert lines[-1].startswith("✓ server http://127.0.0.1:") and lines[-1].endswith("executor secret accepted")
@@ -49,7 +49,7 @@ def test_validate_all_good(env: dict[str, str]) -> None:
 
 @pytest.mark.docker
 def test_validate_names_what_to_fix(env: dict[str, str]) -> None:
-    wrong_secret = executor({**env, "EXECUTOR_FRONTEND_PASSWORD": "not-the-secret"}, "validate")
+    wrong_secret = executor({**env, "EXECUTOR_FRONTEND_PASSWORD": "not-the-secret-not-the-secret"}, "validate")
     assert wrong_secret.returncode == 1
     assert (
         "rejected the executor secret (HTTP 401); check that EXECUTOR_FRONTEND_PASSWORD equals the server's "
@@ -327,7 +327,7 @@ def test_install_iptables_rules_for_real_in_a_private_network_namespace(tmp_path
     env = {
         "PATH": os.environ["PATH"],
         "EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1",
-        "EXECUTOR_FRONTEND_PASSWORD": "unused-here",
+        "EXECUTOR_FRONTEND_PASSWORD": "unused-here-unused-here",
         "EXECUTOR_QUEUE_NAME": "batches",
         "EXECUTOR_DOCKER_REGISTRY_MIRROR_URL": "http://10.0.1.4:5000",
     }

@@ -142,3 +142,35 @@ def test_help_explains() -> None:
     assert result.returncode == 0
     for word in ("validate", "install", "test-vm", "EXECUTOR_FRONTEND_URL"):
         assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("EXECUTOR_FRONTEND_PASSWORD", "x" * 19, "at least 20 characters"),
+        ("EXECUTOR_HEARTBEAT_INTERVAL", "0s", "more than 0"),
+        ("EXECUTOR_MAXIMUM_RUNTIME_PER_JOB", "0", "more than 0"),
+        ("EXECUTOR_QUEUE_LONG_POLL", "1h", "at most 30s"),
+        ("EXECUTOR_DOCKER_REGISTRY_MIRROR_URL", "::bad", "http(s) URL"),
+        ("EXECUTOR_QUEUE_NAME", "Bad Queue!", "not a queue name"),
+    ],
+)
+def test_bad_values_are_one_line_and_exit_2(name: str, value: str, why: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", **REQUIRED, name: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "executor_agent", "validate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    problems = [line for line in result.stderr.splitlines() if line.startswith(f"{name}=")]
+    assert len(problems) == 1 and why in problems[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_misspelt_variables_are_warned_about(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    for k, v in {**REQUIRED, "EXECUTOR_MAXIMUM_NUM_JOB": "4", "EXECUTOR_METRIC_AWS_REGION": "x"}.items():
+        monkeypatch.setenv(k, v)
+    settings = load_settings()  # a warning, not a refusal
+    assert settings.maximum_num_jobs == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines  # the metrics publisher's EXECUTOR_METRIC_* names are known elsewhere
+    assert "EXECUTOR_MAXIMUM_NUM_JOB " in lines[0] and "did you mean EXECUTOR_MAXIMUM_NUM_JOBS?" in lines[0]

@@ -80,7 +80,7 @@ def test_two_step_job_edits_the_clone_and_the_diff_is_shown(
     ]
     assert all(e["exitCode"] == 0 and e["durationMs"] is not None for e in entries.values())
     assert "--depth=1" in entries["setup.git.fetch"]["command"]
-    assert "http.extraHeader=Authorization: Bearer ******" in entries["setup.git.fetch"]["command"]
+    assert not any("Authorization" in arg for arg in entries["setup.git.fetch"]["command"])  # in git's env
     assert entries["step.docker.edit"]["out"] == "stdout: /data/src\nstdout: who=[who]\n"
     assert "--cpus" in entries["step.docker.edit"]["command"] and "256M" in entries["step.docker.edit"]["command"]
     assert entries["step.docker.1"]["out"] == "stdout: bye world\nstdout: fleet\n"
@@ -115,16 +115,16 @@ def test_cancel_mid_step_removes_the_container(
     with fleet_server.api() as api:
         assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200
     canceled_at = time.monotonic()
-    assert wait_state(fleet_server, job_id, timeout=15)["state"] == "canceled"
-    wait_for("the container to go", lambda: not docker_engine.containers(f"executor-fleet.job={job_id}"), timeout=15)
-    assert time.monotonic() - canceled_at < 15
+    assert wait_state(fleet_server, job_id, timeout=200)["state"] == "canceled"
+    wait_for("the container to go", lambda: not docker_engine.containers(f"executor-fleet.job={job_id}"), timeout=200)
+    assert time.monotonic() - canceled_at < 250, "the step (sleep 300) was not stopped by the cancel"
 
 
 def test_maximum_runtime_stops_the_job(fleet_server: FleetServer, agents: StartAgent) -> None:
     add_queue(fleet_server, "strict", max_retries=0)
     agents(EXECUTOR_QUEUE_NAME="strict", EXECUTOR_MAXIMUM_RUNTIME_PER_JOB="2s")
     job_id = submit(fleet_server, queue="strict", dockerSteps=busybox("sleep 300"))
-    record = wait_state(fleet_server, job_id, timeout=30)
+    record = wait_state(fleet_server, job_id, timeout=200)
     assert record["state"] == "failed"
     assert record["failureMessage"] == "job exceeded maximum execution time of 2s"
 
@@ -193,7 +193,7 @@ def test_killed_agent_job_is_requeued_and_orphan_removed(
     # The server notices the missing heartbeats (stall time 3s in tests) and requeues the job.
     wait_for("the job to be requeued", lambda: wait_state(fleet_server, job_id, ("queued", "processing"))["numResets"])
     agents(EXECUTOR_NUM_TOTAL_JOBS="1")
-    wait_for("the orphan to be removed", lambda: orphans[0] not in docker_engine.containers(), timeout=15)
+    wait_for("the orphan to be removed", lambda: orphans[0] not in docker_engine.containers(), timeout=120)
     record = wait_state(fleet_server, job_id, timeout=60)
     assert record["state"] == "completed" and record["numResets"] == 1
     assert not left_behind[0].exists(), "the janitor removes the dead executor's workspace too"
@@ -269,15 +269,15 @@ def test_job_requeued_behind_a_slow_executor_is_abandoned(
     fleet_server: FleetServer, agents: StartAgent, docker_engine: DockerEngine
 ) -> None:
     # Heartbeats slower than the server's 3s stall time: the server requeues the job while it runs.
-    agent = agents(EXECUTOR_HEARTBEAT_INTERVAL="20s", EXECUTOR_NUM_TOTAL_JOBS="1")
+    agent = agents(EXECUTOR_HEARTBEAT_INTERVAL="120s", EXECUTOR_NUM_TOTAL_JOBS="1")
     job_id = submit(fleet_server, dockerSteps=busybox("echo started", "while :; do echo tick; sleep 0.5; done"))
     wait_for("the step to start", lambda: "started" in step_output(fleet_server, job_id, "step.docker.0"))
-    wait_for("the requeue", lambda: job(fleet_server, job_id)["numResets"] >= 1, timeout=20)
+    wait_for("the requeue", lambda: job(fleet_server, job_id)["numResets"] >= 1, timeout=100)
     requeued = time.monotonic()
     # The next log write is refused (the job token died with the requeue): the agent abandons the job without
-    # waiting for its next heartbeat.
-    assert agent.wait(20) == 0
-    assert time.monotonic() - requeued < 10
+    # waiting for its next heartbeat (120 s away).
+    assert agent.wait(100) == 0
+    assert time.monotonic() - requeued < 100
     assert "abandoned (the server no longer assigns it to this executor)" in agent.log()
     assert not docker_engine.containers(f"executor-fleet.job={job_id}")
     assert job(fleet_server, job_id)["state"] == "queued"

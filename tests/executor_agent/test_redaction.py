@@ -94,7 +94,8 @@ def test_output_is_capped_with_a_visible_marker() -> None:
     entry.finish(0)
     out = entry.output()
     assert len(out.encode()) < 1024 + 100
-    assert out.endswith("[output truncated: this entry exceeded 1K]\n")
+    # 9 whole lines and the head of the 10th fill the 1K; of 10,000 bytes written 944 were kept.
+    assert out.endswith("stdout: " + "x" * 43 + "\n[output truncated: this entry exceeded 1K; 9056 bytes dropped]\n")
     assert out.count("[output truncated") == 1
 
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.docker
 def make_settings(docker_host: str = "", **env: str) -> ExecutorSettings:
     values = {
         "EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1",
-        "EXECUTOR_FRONTEND_PASSWORD": "pw",
+        "EXECUTOR_FRONTEND_PASSWORD": "pw" * 10,
         "EXECUTOR_QUEUE_NAME": "batches",
         "EXECUTOR_USE_FIRECRACKER": "false",
         "EXECUTOR_TRUSTED_QUEUES": "batches",

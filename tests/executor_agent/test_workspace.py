@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from executor_agent.job import FileEntry, JobFailure, JobSpec
-from executor_agent.workspace import clone_commands, resolve_inside, write_files
+from executor_agent.workspace import clone_commands, git_auth_env, resolve_inside, write_files
 from tests.executor_agent.helpers import b64
 
 
@@ -58,14 +58,20 @@ def test_step_dir_inside(tmp_path: Path) -> None:
     assert resolve_inside(tmp_path, "sub/dir", "dir") == tmp_path / "sub" / "dir"
 
 
-def test_clone_keeps_token_out_of_the_url() -> None:
+def test_clone_keeps_token_out_of_the_url_and_the_arguments() -> None:
     job = JobSpec(id=7, token="tok-123", repositoryName="github.com/a/b", commit="c0ffee", shallowClone=True)
     commands = dict(clone_commands(job, "http://fleet:3080", "host-1"))
     assert commands["setup.git.add-remote"][-1] == "http://fleet:3080/.executors/git/github.com/a/b"
     fetch = commands["setup.git.fetch"]
-    assert "http.extraHeader=Authorization: Bearer tok-123" in fetch
     assert "--depth=1" in fetch and fetch[-2:] == ["origin", "c0ffee"]
-    assert not any("tok-123" in arg for key, argv in commands.items() if key != "setup.git.fetch" for arg in argv)
+    assert not any("tok-123" in arg for argv in commands.values() for arg in argv)
+    env = git_auth_env(job, "host-1")
+    assert env["GIT_CONFIG_COUNT"] == "3"
+    assert {env[f"GIT_CONFIG_VALUE_{i}"] for i in range(3)} == {
+        "Authorization: Bearer tok-123",
+        "X-Sourcegraph-Job-ID: 7",
+        "X-Sourcegraph-Executor-Name: host-1",
+    }
     assert list(commands) == [
         "setup.git.init",
         "setup.git.add-remote",
@@ -73,3 +79,23 @@ def test_clone_keeps_token_out_of_the_url() -> None:
         "setup.git.fetch",
         "setup.git.checkout",
     ]
+
+
+@pytest.mark.parametrize("relative", [".", "./"])
+def test_step_dir_dot_is_the_workspace(tmp_path: Path, relative: str) -> None:
+    # The job example in docs/control-plane.md uses "dir": "."; it once failed as "resolves outside the workspace".
+    assert resolve_inside(tmp_path, relative, "dir") == tmp_path
+
+
+@pytest.mark.parametrize("name", [".", "./"])
+def test_file_named_dot_gets_a_true_message(tmp_path: Path, name: str) -> None:
+    with pytest.raises(JobFailure, match="names the workspace directory itself, not a file") as info:
+        write_files(tmp_path, {name: FileEntry(content=b64("x"))})
+    assert info.value.retryable is False
+
+
+def test_file_under_a_file_is_not_retried(tmp_path: Path) -> None:
+    files = {"same": FileEntry(content=b64("a")), "same/child": FileEntry(content=b64("b"))}
+    with pytest.raises(JobFailure, match="'same/child': cannot be written: (File exists|Not a directory)") as info:
+        write_files(tmp_path, files)
+    assert info.value.retryable is False

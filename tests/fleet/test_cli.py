@@ -25,7 +25,7 @@ def fleet(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 
 
 def test_server_refuses_short_executor_token(tmp_path: Path) -> None:
-    r = fleet("server", env={"FLEET_EXECUTORS_ACCESS_TOKEN": "short", "FLEET_API_TOKEN": "a"}, cwd=tmp_path)
+    r = fleet("server", env={"FLEET_EXECUTORS_ACCESS_TOKEN": "short", "FLEET_API_TOKEN": GOOD_TOKEN}, cwd=tmp_path)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "FLEET_EXECUTORS_ACCESS_TOKEN" in lines[0] and "at least 20 characters" in lines[0]
@@ -39,7 +39,7 @@ def test_server_refuses_missing_api_token(tmp_path: Path) -> None:
 
 
 def test_server_refuses_unusable_database(tmp_path: Path) -> None:
-    env = {"FLEET_EXECUTORS_ACCESS_TOKEN": GOOD_TOKEN, "FLEET_API_TOKEN": "a"}
+    env = {"FLEET_EXECUTORS_ACCESS_TOKEN": GOOD_TOKEN, "FLEET_API_TOKEN": GOOD_TOKEN}
     r = fleet("server", "--database-url", "mysql://x/y", env=env, cwd=tmp_path)
     assert r.returncode == 2 and "FLEET_DATABASE_URL" in r.stderr and "unsupported" in r.stderr
     r = fleet("server", "--database-url", f"sqlite:///{tmp_path}/missing/dir/fleet.db", env=env, cwd=tmp_path)
@@ -48,6 +48,8 @@ def test_server_refuses_unusable_database(tmp_path: Path) -> None:
     r = fleet("server", "--database-url", "postgresql+psycopg://nobody:secret@127.0.0.1:1/x", env=env, cwd=tmp_path)
     assert r.returncode == 2 and "unusable" in r.stderr and "secret" not in r.stderr
     r = fleet("server", "--http-addr", "nonsense", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "--http-addr" in r.stderr and "FLEET_HTTP_ADDR" not in r.stderr
+    r = fleet("server", env={**env, "FLEET_HTTP_ADDR": "nonsense"}, cwd=tmp_path)
     assert r.returncode == 2 and "FLEET_HTTP_ADDR" in r.stderr
 
 

@@ -36,7 +36,7 @@ def test_workers_refused_on_sqlite(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "FLEET_EXECUTORS_ACCESS_TOKEN": "x" * 24,
-        "FLEET_API_TOKEN": "a",
+        "FLEET_API_TOKEN": "y" * 24,
         "FLEET_WORKERS": "2",
         "FLEET_HTTP_ADDR": "127.0.0.1:1",
     }

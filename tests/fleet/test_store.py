@@ -286,7 +286,7 @@ def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> N
         with psycopg.connect(dsn, autocommit=True) as listener:
             listener.execute(f"LISTEN {QUEUE_CHANNEL}")
             submit(store, queue="indexing")
-            heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+            heard = [n.payload for n in listener.notifies(timeout=60, stop_after=1)]
             assert [p.split(" ")[:3] for p in heard] == [["indexing", "1", "-"]]
             assert parse_ready_payload(heard[0]) is None  # sent by this process
             job = store.jobs.claim(["indexing"], "e")
@@ -294,7 +294,7 @@ def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> N
             assert list(listener.notifies(timeout=0.3)) == []  # a claim announces nothing
             clock.advance(26)
             assert store.resetter.reset_stalled().requeued == [(job["id"], "indexing")]
-            heard = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+            heard = [n.payload for n in listener.notifies(timeout=60, stop_after=1)]
             assert [p.split(" ")[:3] for p in heard] == [["indexing", "1", "-"]]
     finally:
         store.close()

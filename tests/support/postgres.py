@@ -11,6 +11,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,17 @@ class PostgresCluster:
             check=False,
         )
 
+    def start(self) -> None:
+        """Start the cluster again after stop() (an outage in a test), on the same port."""
+        for attempt in range(10):
+            try:
+                _pg_ctl_start(self.prefix, self.datadir, self.port)
+                return
+            except RuntimeError:
+                if attempt == 9:
+                    raise
+                time.sleep(1)  # the stopped postmaster may still be letting go of its port and pid file
+
 
 def start_cluster(base: Path) -> PostgresCluster:
     base.mkdir(parents=True, exist_ok=True)
@@ -99,10 +111,17 @@ def start_cluster(base: Path) -> PostgresCluster:
         capture_output=True,
     )
     port = free_port()
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
-    subprocess.run(
-        [*prefix, find_binary("pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(base / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
+    _pg_ctl_start(prefix, datadir, port)
     return PostgresCluster(datadir, port, prefix)
+
+
+def _pg_ctl_start(prefix: list[str], datadir: Path, port: int) -> None:
+    base = datadir.parent
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
+    r = subprocess.run(
+        [*prefix, find_binary("pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"pg_ctl start failed ({r.returncode}): {r.stdout}{r.stderr}")

@@ -160,6 +160,46 @@ class ExecutorSettings(BaseSettings):
         "After the first SIGTERM, how long running jobs may still take; 0 = EXECUTOR_MAXIMUM_RUNTIME_PER_JOB.",
     )
 
+    # Draft 002's names (docs/executor.md, "Installing"): each is honoured or refused, never silently ignored.
+    seed_max_num_jobs: str = _env("EXECUTOR_MAX_NUM_JOBS", "", "Draft 002's name of EXECUTOR_MAXIMUM_NUM_JOBS.")
+    seed_backend: str = _env("EXECUTOR_BACKEND", "", "Draft 002: docker selects the Docker runtime.")
+    seed_registration_token: str = _env(
+        "EXECUTOR_REGISTRATION_TOKEN", "", "Draft 002's name of EXECUTOR_FRONTEND_PASSWORD."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for seed, ours in (
+            ("EXECUTOR_MAX_NUM_JOBS", "EXECUTOR_MAXIMUM_NUM_JOBS"),
+            ("EXECUTOR_REGISTRATION_TOKEN", "EXECUTOR_FRONTEND_PASSWORD"),
+        ):
+            value = data.pop(seed, None)
+            if value in (None, ""):
+                continue
+            if data.get(ours, value) != value:
+                raise ValueError(f"{seed}|{seed} and {ours} are both set, to different values; set only {ours}")
+            data[ours] = value
+        backend = data.pop("EXECUTOR_BACKEND", None)
+        if backend == "kubernetes":
+            raise ValueError(
+                "EXECUTOR_BACKEND|kubernetes is not supported; jobs run in Docker on this host: "
+                "set EXECUTOR_BACKEND=docker (or EXECUTOR_RUNTIME=docker, shell or firecracker)"
+            )
+        if backend not in (None, "", "docker"):
+            raise ValueError(f"EXECUTOR_BACKEND|{backend!r} is not a backend; use EXECUTOR_BACKEND=docker")
+        if backend == "docker":
+            if data.get("EXECUTOR_RUNTIME", "docker") != "docker":
+                raise ValueError(
+                    f"EXECUTOR_BACKEND|EXECUTOR_BACKEND=docker contradicts EXECUTOR_RUNTIME={data['EXECUTOR_RUNTIME']}"
+                    "; set only one of them"
+                )
+            data["EXECUTOR_RUNTIME"] = "docker"
+        return data
+
     @field_validator("frontend_url")
     @classmethod
     def _url(cls, v: str) -> str:

@@ -10,13 +10,57 @@ resource "terraform_data" "name_suffix" {
 
 locals {
   prefix = var.randomize_resource_names ? "${var.resource_prefix}${terraform_data.name_suffix[0].output}-" : var.resource_prefix
+  # Seed 001's executors block sets neither the zone nor the images: defaults from the region and the account.
+  availability_zone = var.availability_zone != null ? var.availability_zone : data.aws_availability_zones.available[0].names[0]
+  executor_ami      = var.executor_ami != null ? var.executor_ami : data.aws_ami_ids.executor[0].ids[0]
+  docker_mirror_ami = var.docker_mirror_ami != null ? var.docker_mirror_ami : data.aws_ami_ids.docker_mirror[0].ids[0]
+}
+
+data "aws_availability_zones" "available" {
+  count = var.availability_zone == null ? 1 : 0
+  state = "available"
+}
+
+# No public executor-fleet AMIs exist: without an id, the newest image this account built with Packer (images/).
+data "aws_ami_ids" "executor" {
+  count  = var.executor_ami == null ? 1 : 0
+  owners = ["self"]
+
+  filter {
+    name   = "name"
+    values = ["executor-fleet-executor-*"]
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.ids) > 0
+      error_message = "executor_ami: not set, and this account has no executor-fleet-executor-* AMI in this region. No public image is published: build one with Packer from images/executor (terraform/aws/examples/single-executor/README.md, \"Images\"), or set executor_ami to an AMI id."
+    }
+  }
+}
+
+data "aws_ami_ids" "docker_mirror" {
+  count  = var.docker_mirror_ami == null ? 1 : 0
+  owners = ["self"]
+
+  filter {
+    name   = "name"
+    values = ["executor-fleet-mirror-*"]
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.ids) > 0
+      error_message = "docker_mirror_ami: not set, and this account has no executor-fleet-mirror-* AMI in this region. No public image is published: build one with Packer from images/mirror (terraform/aws/examples/single-executor/README.md, \"Images\"), or set docker_mirror_ami to any AMI id with Docker."
+    }
+  }
 }
 
 module "networking" {
   source = "./modules/networking"
 
   resource_prefix                = local.prefix
-  availability_zone              = var.availability_zone
+  availability_zone              = local.availability_zone
   vpc_cidr                       = var.vpc_cidr
   subnet_cidr                    = var.subnet_cidr
   nat                            = var.nat
@@ -34,7 +78,7 @@ module "docker_mirror" {
   security_group_ids = [module.networking.docker_mirror_security_group_id]
   assign_public_ip   = !var.nat
   static_ip          = var.docker_mirror_static_ip
-  ami                = var.docker_mirror_ami
+  ami                = local.docker_mirror_ami
   machine_type       = var.docker_mirror_machine_type
   boot_disk_size     = var.docker_mirror_boot_disk_size
   disk_size          = var.docker_mirror_disk_size
@@ -49,7 +93,7 @@ module "executors" {
   subnet_ids                          = [module.networking.subnet_id]
   security_group_ids                  = [module.networking.executor_security_group_id]
   assign_public_ip                    = !var.nat
-  ami                                 = var.executor_ami
+  ami                                 = local.executor_ami
   machine_type                        = var.executor_machine_type
   boot_disk_size                      = var.executor_boot_disk_size
   use_spot                            = var.executor_use_spot

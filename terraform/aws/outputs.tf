@@ -37,3 +37,18 @@ output "log_group_name" {
   description = "CloudWatch Logs group of the executors."
   value       = module.executors.log_group_name
 }
+
+output "availability_zone" {
+  description = "Availability zone of the fleet: `availability_zone`, or the region's first."
+  value       = local.availability_zone
+}
+
+output "executor_ami" {
+  description = "AMI the executors boot: `executor_ami`, or this account's newest executor-fleet-executor-* image."
+  value       = local.executor_ami
+}
+
+output "docker_mirror_ami" {
+  description = "AMI of the Docker mirror: `docker_mirror_ami`, or this account's newest executor-fleet-mirror-* image."
+  value       = local.docker_mirror_ami
+}

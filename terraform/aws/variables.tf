@@ -17,7 +17,8 @@ variable "randomize_resource_names" {
 
 variable "availability_zone" {
   type        = string
-  description = "Availability zone of the fleet, e.g. us-west-2a."
+  default     = null
+  description = "Availability zone of the fleet, e.g. us-west-2a; null = the region's first available zone."
 }
 
 variable "vpc_cidr" {
@@ -79,7 +80,8 @@ variable "docker_mirror_static_ip" {
 
 variable "docker_mirror_ami" {
   type        = string
-  description = "Image (AMI id) of the Docker mirror VM: the mirror image from images/mirror, or any image with Docker."
+  default     = null
+  description = "Image (AMI id) of the Docker mirror VM: the mirror image from images/mirror, or any image with Docker; null = this account's newest `executor-fleet-mirror-*` AMI (built with Packer, see examples/single-executor/README.md)."
 }
 
 variable "docker_mirror_machine_type" {
@@ -102,7 +104,8 @@ variable "docker_mirror_disk_size" {
 
 variable "executor_ami" {
   type        = string
-  description = "Executor image (AMI id) with Docker, the `executor` program and its `executor.service` unit."
+  default     = null
+  description = "Executor image (AMI id) with Docker, the `executor` program and its `executor.service` unit; null = this account's newest `executor-fleet-executor-*` AMI (built with Packer from images/executor, see examples/single-executor/README.md)."
 }
 
 variable "executor_machine_type" {
@@ -171,7 +174,7 @@ variable "min_replicas" {
 variable "max_replicas" {
   type        = number
   default     = 1
-  description = "Most executor instances."
+  description = "Most executor instances. Autoscaling needs max_replicas > min_replicas; equal values make a fixed-size pool of that many instances (the scaling policy then has nothing to change)."
 }
 
 variable "jobs_per_instance_scaling" {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -45,14 +46,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
     """A moto server of its own on loopback: the AWS APIs the AWS provider and boto3 talk to."""
     moto = Path(sys.executable).with_name("moto_server")
     if not moto.exists():
         pytest.fail("moto_server is missing: install moto[server] into the venv (pip install 'moto[server]')")
     port = _free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
+    log = (log_dir / "moto.log").open("w")
     proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -65,14 +66,30 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 proc.kill()
                 pytest.fail(f"moto_server did not start on {url}; see {log.name}")
             time.sleep(0.2)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The moto server `examples/single-executor` is applied to."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def spare_moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second, empty moto server, for tests whose resources must not show up in the applied fleet's."""
+    with moto_server(tmp_path_factory.mktemp("moto-spare")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

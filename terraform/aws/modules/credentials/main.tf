@@ -8,8 +8,11 @@ resource "terraform_data" "suffix" {
   }
 }
 
+data "aws_region" "current" {}
+
 locals {
   suffix = var.randomize_resource_names ? "-${terraform_data.suffix[0].output}" : ""
+  region = var.region != null ? var.region : data.aws_region.current.name
 }
 
 resource "aws_iam_user" "metric_writer" {

@@ -18,3 +18,8 @@ output "metric_writer_policy" {
   description = "The IAM policy attached to that user (JSON)."
   value       = local.metric_writer_policy
 }
+
+output "metric_writer_region" {
+  description = "Region to publish the metric in (EXECUTOR_METRIC_AWS_REGION): `region`, or the provider's."
+  value       = local.region
+}

@@ -1,3 +1,14 @@
+variable "region" {
+  type        = string
+  default     = null
+  description = "Region the metrics publisher writes to (EXECUTOR_METRIC_AWS_REGION), as seed 001's block sets it; null = the provider's region. IAM is global: it only fills the `metric_writer_region` output."
+
+  validation {
+    condition     = var.region == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region: expected an AWS region name such as us-west-2."
+  }
+}
+
 variable "resource_prefix" {
   type        = string
   default     = ""

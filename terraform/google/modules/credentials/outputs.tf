@@ -13,3 +13,8 @@ output "metric_writer_role" {
   description = "Name of the custom role holding only monitoring.timeSeries.create."
   value       = google_project_iam_custom_role.metric_writer.name
 }
+
+output "metric_writer_project_id" {
+  description = "Project the key may write the metric to (EXECUTOR_METRIC_GCP_PROJECT_ID): `project_id`, or the provider's."
+  value       = local.project
+}

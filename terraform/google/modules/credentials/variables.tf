@@ -1,6 +1,18 @@
 variable "project_id" {
   type        = string
-  description = "Google Cloud project the metric is written to (EXECUTOR_METRIC_GCP_PROJECT_ID)."
+  default     = null
+  description = "Google Cloud project the metric is written to (EXECUTOR_METRIC_GCP_PROJECT_ID); null = the provider's project."
+}
+
+variable "region" {
+  type        = string
+  default     = null
+  description = "Region, as seed 001's block sets it. Service accounts and roles are global, and Cloud Monitoring metrics are per project: it is only checked for shape."
+
+  validation {
+    condition     = var.region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region: expected a Google Cloud region name such as us-central1."
+  }
 }
 
 variable "resource_prefix" {

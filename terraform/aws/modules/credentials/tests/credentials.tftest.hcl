@@ -1,5 +1,9 @@
 # Plans against a mocked AWS provider: nothing is created, the assertions read the planned values.
-mock_provider "aws" {}
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+}
 
 run "grants_put_metric_data_only" {
   command = plan
@@ -47,4 +51,38 @@ run "rejects_reserved_namespace" {
   }
 
   expect_failures = [var.metrics_namespace]
+}
+
+# Seed 001's block, exactly as the seed writes it.
+run "seed_block_with_region_and_prefix" {
+  command = plan
+
+  variables {
+    region          = "us-west-2"
+    resource_prefix = ""
+  }
+
+  assert {
+    condition     = output.metric_writer_region == "us-west-2" && aws_iam_user.metric_writer.name == "executor-metric-writer"
+    error_message = "the seed's region and empty prefix must be accepted"
+  }
+}
+
+run "region_defaults_to_the_providers" {
+  command = plan
+
+  assert {
+    condition     = output.metric_writer_region == "eu-west-1"
+    error_message = "without region, the provider's region is the one to publish in"
+  }
+}
+
+run "rejects_a_malformed_region" {
+  command = plan
+
+  variables {
+    region = "<region>"
+  }
+
+  expect_failures = [var.region]
 }

@@ -199,7 +199,7 @@ def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Res
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         session.SESSION_COOKIE,
-        session.issue(expected),
+        session.issue(request.app.state.settings.api_token),
         max_age=session.SESSION_SECONDS,
         httponly=True,
         samesite="strict",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -14,7 +13,7 @@ from fleet.api.log_stream import stream_response, wants_stream
 from fleet.schemas import MAX_INT64, JobSubmission, QueueCreate, RepositoryCreate
 from fleet.states import JobState
 from fleet.store import Store
-from fleet.store.errors import InvalidInput, NotFound
+from fleet.store.errors import NotFound
 from fleet.store.jobs import job_record
 
 # Ids are 64-bit columns: a larger number is a 422 naming job_id, not an OverflowError in the driver.

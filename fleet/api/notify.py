@@ -20,6 +20,7 @@ Store calls may run in worker threads, waiters live on the event loop: notify() 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import threading

@@ -35,6 +35,7 @@ class StepRun:
     dir: str  # relative to the workspace
     env: list[str]
     job_id: int
+    kind: str = "docker"  # "docker" for dockerSteps, "cli" for cliSteps
     secrets: list[str] = field(default_factory=list)
 
     def script(self) -> str:
@@ -46,6 +47,16 @@ class StepRun:
 class StepResult:
     exit_code: int
     message: str = ""  # why the step ended abnormally (killed for memory, image missing, ...)
+
+
+class JobSandbox(Protocol):
+    """One job's sandbox: a set of containers, a host directory, or one VM. Opened once per job."""
+
+    def describe(self, step: StepRun) -> list[str]: ...
+
+    def run_step(self, step: StepRun, entry: LogEntry, stop: StopSignal) -> StepResult: ...
+
+    def close(self) -> None: ...
 
 
 class Runtime(Protocol):

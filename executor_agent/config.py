@@ -298,9 +298,3 @@ def load_settings(**overrides: Any) -> ExecutorSettings:
 
 def make_executor_name() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4()}"
-
-
-FIRECRACKER_UNAVAILABLE = (
-    "this build of the executor has no Firecracker runtime (microVM isolation is not implemented yet); "
-    "set EXECUTOR_USE_FIRECRACKER=false or EXECUTOR_RUNTIME=docker to run jobs in Docker containers"
-)

@@ -1,4 +1,4 @@
-"""`executor install all|docker|docker-config|iptables-rules`: prepare a host, idempotently.
+"""`executor install all|docker|docker-config|iptables-rules|vm`: prepare a host, idempotently.
 
 Every step first looks whether it is already done; `--dry-run` only prints what would change.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from executor_agent.config import ExecutorSettings
+from executor_agent.config import ExecutorSettings, RuntimeName
 
 CHAIN = "EXECUTOR-FLEET"
 METADATA_ENDPOINT = "169.254.169.254/32"
@@ -150,16 +150,42 @@ def iptables_actions(settings: ExecutorSettings) -> list[Action]:
     return actions
 
 
-COMPONENTS = ("docker", "docker-config", "iptables-rules")
+COMPONENTS = ("docker", "docker-config", "iptables-rules", "vm")
+VM_NOT_INSTALLED = "the VM runtime is not installed in this build of the executor; nothing to prepare"
+
+
+def wanted_components(settings: ExecutorSettings, components: list[str]) -> set[str]:
+    """The components asked for; `all` holds `vm` only when the VM runtime is configured."""
+    if "all" in components or not components:
+        unknown = set(components) - {"all", *COMPONENTS}
+        wanted = set(COMPONENTS) - (set() if settings.runtime == RuntimeName.FIRECRACKER else {"vm"})
+    else:
+        wanted = set(components)
+        unknown = wanted - set(COMPONENTS)
+    if unknown:
+        raise ValueError(f"unknown component(s) {', '.join(sorted(unknown))}; choose from all, {', '.join(COMPONENTS)}")
+    return wanted
 
 
 def plan(settings: ExecutorSettings, components: list[str]) -> list[Action]:
-    wanted = set(COMPONENTS) if "all" in components or not components else set(components)
-    unknown = wanted - set(COMPONENTS)
-    if unknown:
-        raise ValueError(f"unknown component(s) {', '.join(sorted(unknown))}; choose from all, {', '.join(COMPONENTS)}")
+    wanted = wanted_components(settings, components)
     actions = docker_actions() + docker_config_actions(settings) + iptables_actions(settings)
     return [a for a in actions if a.component in wanted]
+
+
+def install_vm(settings: ExecutorSettings, dry_run: bool, echo: Callable[[str], None], asked: bool = True) -> int:
+    """The VM runtime's kernel and base image, prepared by the VM runtime itself (executor_agent.vm.assets).
+
+    In a build without it, `install vm` fails; `install all` only says so (`executor run` then refuses to start
+    with the same reason, exit 2, which the unit does not restart)."""
+    try:
+        from executor_agent.vm.assets import install_vm as prepare
+    except ModuleNotFoundError as exc:
+        if exc.name and "executor_agent.vm.assets".startswith(exc.name):
+            echo(f"✗ vm: {VM_NOT_INSTALLED}" if asked else f"- vm: skipped: {VM_NOT_INSTALLED}")
+            return 1 if asked else 0
+        raise
+    return prepare(settings, dry_run, echo)
 
 
 def install(settings: ExecutorSettings, components: list[str], dry_run: bool, echo: Callable[[str], None]) -> int:
@@ -176,4 +202,7 @@ def install(settings: ExecutorSettings, components: list[str], dry_run: bool, ec
             except (OSError, subprocess.CalledProcessError) as exc:
                 failures += 1
                 echo(f"✗ {action.component}: {action.description}: {exc}")
+    # Last: the VM assets may be made from images in the Docker Engine installed above.
+    if "vm" in wanted_components(settings, components):
+        failures += install_vm(settings, dry_run, echo, asked="vm" in components)
     return 1 if failures else 0

@@ -1,6 +1,7 @@
 """Periodic cleanup: containers, workspaces and host processes that no live job owns (left by a crash or kill -9).
 
-Workspaces are kept with EXECUTOR_KEEP_WORKSPACES, and so are the processes running in them.
+The first sweep runs as the agent starts, so what a `kill -9`ed executor left is gone before the next job runs.
+Workspaces are kept with EXECUTOR_KEEP_WORKSPACES; the step processes left in them are killed all the same.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from executor_agent.runtimes.base import Runtime, pid_alive
+from executor_agent.runtimes.base import SANDBOX_ENV, Runtime, pid_alive
 from executor_agent.workspace import OWNER_FILE
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,12 @@ def stale_workspaces(root: Path, prefix: str, executor_name: str, is_active: Cal
     return stale
 
 
-def kill_processes_in(job_dir: Path) -> list[int]:
-    """SIGKILL every process whose working directory is inside job_dir: host steps a dead executor left running."""
+def kill_processes_in(job_dir: Path, by_cwd: bool = True) -> list[int]:
+    """SIGKILL the host processes a dead job left running: those whose environment names the job directory (every
+    host step carries SANDBOX_ENV, wherever it moved its working directory) and, with by_cwd, every process whose
+    working directory is inside it (a clone the killed executor had started)."""
     root = str(job_dir.resolve())
+    marker = f"{SANDBOX_ENV}={job_dir.name}".encode()
     killed = []
     for proc in Path("/proc").glob("[0-9]*"):
         pid = int(proc.name)
@@ -49,9 +53,11 @@ def kill_processes_in(job_dir: Path) -> list[int]:
             continue
         try:
             cwd = os.readlink(proc / "cwd")
+            environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue  # gone, or not ours to look at
-        if cwd == root or cwd.startswith(root + "/"):
+        inside = by_cwd and (cwd == root or cwd.startswith(root + "/"))
+        if inside or marker in environ:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -84,9 +90,12 @@ class Janitor:
             return job_id in self.active_jobs()
 
         removed = self.runtime.remove_orphans(is_active)
-        if not self.keep_workspaces:
-            for job_dir in stale_workspaces(self.root, self.prefix, self.executor_name, is_active):
-                removed += [f"process {pid} in {job_dir}" for pid in kill_processes_in(job_dir)]
+        for job_dir in stale_workspaces(self.root, self.prefix, self.executor_name, is_active):
+            # A kept workspace keeps its files, not the step processes a dead job left (an operator's shell in it
+            # is left alone: only processes carrying the step marker are killed there).
+            killed = kill_processes_in(job_dir, by_cwd=not self.keep_workspaces)
+            removed += [f"process {pid} of {job_dir}" for pid in killed]
+            if not self.keep_workspaces:
                 shutil.rmtree(job_dir, ignore_errors=True)
                 removed.append(str(job_dir))
         for item in removed:

@@ -1,4 +1,5 @@
-"""One job from dequeue to report: workspace, clone, files, steps, teardown, and the result sent to the server."""
+"""One job from dequeue to report: workspace, clone, files, the runtime's sandbox and its steps, teardown, and the
+result sent to the server."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from executor_agent.durations import format_duration
 from executor_agent.job import JobFailure, JobSpec, Step, StopReason, StopSignal
 from executor_agent.logstream import LogStreamer
 from executor_agent.redaction import DEFAULT_REPLACEMENT, Redactor
-from executor_agent.runtimes.base import Runtime, StepRun, run_host_command
-from executor_agent.runtimes.shell import BASE_ENV_NAMES, ShellRuntime
+from executor_agent.runtimes.base import JobSandbox, Runtime, StepRun, run_host_command
+from executor_agent.runtimes.shell import BASE_ENV_NAMES
 
 log = logging.getLogger(__name__)
 GIT_ENV_NAMES = (*BASE_ENV_NAMES, "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
@@ -42,8 +43,6 @@ class JobRunner:
         self.root = root
         # Set when the executor is being killed: results that still cannot be delivered are then given up, loudly.
         self.hard_stop = hard_stop or threading.Event()
-        # cliSteps run on the host, whatever the runtime of the docker steps.
-        self.host_runtime = ShellRuntime(settings, api.executor_name)
 
     def run(self, raw: dict[str, Any], stop: StopSignal) -> str:
         """Handle one dequeued job; returns the outcome reported (or why none was)."""
@@ -131,35 +130,43 @@ class JobRunner:
                 streamer.record("setup.files", command, f"{exc}\n", 1, stream="stderr")
                 raise
             streamer.record("setup.files", command, "".join(f"wrote {name}\n" for name in written), 0)
-        if job.cliSteps and not self.settings.trusts(job.queue):
-            raise JobFailure(
-                f"cliSteps run unisolated on the executor host and queue {job.queue!r} is not in "
-                "EXECUTOR_TRUSTED_QUEUES; use dockerSteps or trust the queue on this executor",
-                retryable=False,
-            )
-        steps = [(f"step.docker.{s.key or i}", s, self.runtime) for i, s in enumerate(job.dockerSteps)]
-        steps += [(f"step.cli.{s.key or i}", s, self.host_runtime) for i, s in enumerate(job.cliSteps)]
-        for key, step, runtime in steps:
-            if stop.is_set():
-                return
-            self._step(job, workspace, streamer, stop, key, step, runtime)
+        if stop.is_set():
+            return
+        sandbox = self.runtime.open_job(job, workspace)
+        try:
+            steps = [(f"step.docker.{s.key or i}", "docker", s) for i, s in enumerate(job.dockerSteps)]
+            steps += [(f"step.cli.{s.key or i}", "cli", s) for i, s in enumerate(job.cliSteps)]
+            for key, kind, step in steps:
+                if stop.is_set():
+                    return
+                self._step(job, workspace, sandbox, streamer, stop, key, kind, step)
+        finally:
+            self._close(job, sandbox)
+
+    def _close(self, job: JobSpec, sandbox: JobSandbox) -> None:
+        try:
+            sandbox.close()
+        except Exception:  # the job's outcome is already decided; what is left over is the janitor's
+            log.exception("job %s: closing the %s sandbox failed; the janitor removes what is left", job.id,
+                          self.runtime.name)  # fmt: skip
 
     def _step(
         self,
         job: JobSpec,
         workspace: ws.Workspace,
+        sandbox: JobSandbox,
         streamer: LogStreamer,
         stop: StopSignal,
         key: str,
+        kind: str,
         step: Step,
-        runtime: Runtime,
     ) -> None:
         if step.dir:
             ws.resolve_inside(workspace.path, step.dir, f"{key} dir")
-        run = StepRun(key, step.image, step.commands, step.dir, step.env, job.id)
-        entry = streamer.open(key, runtime.describe(run, workspace))
+        run = StepRun(key, step.image, step.commands, step.dir, step.env, job.id, kind, list(job.redactedValues))
+        entry = streamer.open(key, sandbox.describe(run))
         began = time.monotonic()
-        result = runtime.run_step(run, workspace, entry, stop, auth=job.dockerAuthConfig or None)
+        result = sandbox.run_step(run, entry, stop)
         streamer.close(entry, result.exit_code)
         metrics.observe_command(key.rsplit(".", 1)[0], time.monotonic() - began, result.exit_code != 0)
         if result.exit_code != 0 and not stop.is_set():

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from executor_agent.apiclient import ApiClient, Refused, ServerUnavailable
-from executor_agent.config import FIRECRACKER_UNAVAILABLE, ExecutorSettings, RuntimeName
+from executor_agent.config import ExecutorSettings
 from executor_agent.hostinfo import MIN_GIT, executor_version, git_version
-from executor_agent.runtimes import RuntimeUnavailable, make_runtime
+from executor_agent.runtimes import RuntimeUnavailable, make_runtime, runtime_unavailable
 
 Check = tuple[bool, str]
 
@@ -23,36 +23,17 @@ def check_git() -> Check:
     return True, f"git {have} (>= {want})"
 
 
-def check_runtime(settings: ExecutorSettings) -> Check:
-    if settings.runtime == RuntimeName.FIRECRACKER:
-        return False, f"runtime firecracker: {FIRECRACKER_UNAVAILABLE}"
+def check_runtime(settings: ExecutorSettings) -> list[Check]:
+    """The runtime's own host checks, or the one line saying why it cannot run on this host."""
+    name = settings.runtime.value
+    reason = runtime_unavailable(name, settings)
+    if reason:
+        return [(False, f"runtime {name}: {reason}")]
     try:
         runtime = make_runtime(settings, "validate")
-        version = runtime.check()
     except RuntimeUnavailable as exc:
-        return False, f"runtime {settings.runtime}: {exc}"
-    if settings.runtime == RuntimeName.SHELL:
-        return True, "runtime shell: jobs run NOT isolated, for EXECUTOR_TRUSTED_QUEUES only"
-    return True, f"runtime docker: Docker Engine {version} answers"
-
-
-def check_mirror(settings: ExecutorSettings) -> Check | None:
-    mirror = settings.docker_registry_mirror_url
-    if not mirror or settings.runtime != RuntimeName.DOCKER:
-        return None
-    from executor_agent.runtimes.docker import DockerRuntime
-
-    try:
-        info = DockerRuntime(settings, "validate").client.info()
-    except Exception as exc:  # already reported by the runtime check
-        return False, f"registry mirror: cannot ask the Docker Engine: {exc}"
-    mirrors = [m.rstrip("/") for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
-    if mirror.rstrip("/") in mirrors:
-        return True, f"registry mirror {mirror} configured in the Docker Engine"
-    return False, (
-        f"registry mirror: EXECUTOR_DOCKER_REGISTRY_MIRROR_URL={mirror} is not among the daemon's mirrors "
-        f"{mirrors}; run `executor install docker-config` and restart dockerd"
-    )
+        return [(False, f"runtime {name}: {exc}")]
+    return runtime.host_checks()
 
 
 def check_server(settings: ExecutorSettings) -> Check:
@@ -77,8 +58,7 @@ def validate(settings: ExecutorSettings, echo: Callable[[str], None] = print) ->
     checks: list[Check | None] = [
         (True, f"configuration: queues {', '.join(settings.queue_names)}, runtime {settings.runtime}"),
         check_git(),
-        check_runtime(settings),
-        check_mirror(settings),
+        *check_runtime(settings),
         check_server(settings),
     ]
     ok = True

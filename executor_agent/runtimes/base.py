@@ -1,4 +1,5 @@
-"""What every runtime offers, and running a command on the host with the same stop behaviour as a container."""
+"""The per-job runtime seam (docs/executor.md, "Runtimes"), and running a command on the host with the same stop
+behaviour as a container."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
-from executor_agent.job import StopSignal
+from executor_agent.job import JobSpec, StopSignal
 from executor_agent.logstream import LogEntry
 from executor_agent.workspace import Workspace
 
 # A stopped step gets SIGTERM, then SIGKILL after this many seconds (as `docker stop` does).
 STOP_GRACE_SECONDS = 10.0
 LABEL_PREFIX = "executor-fleet"
+# In the environment of every host step process: the name of its job directory (see janitor.py).
+SANDBOX_ENV = "EXECUTORFLEET_SANDBOX"  # not EXECUTOR_*: steps see none of the agent's settings
 
 
 class RuntimeUnavailable(Exception):
@@ -29,11 +32,11 @@ class RuntimeUnavailable(Exception):
 
 @dataclass
 class StepRun:
-    key: str
+    key: str  # e.g. "step.docker.0", "step.cli.build"
     image: str
     commands: list[str]
-    dir: str  # relative to the workspace
-    env: list[str]
+    dir: str  # relative to the workspace ("" or "." = workspace root), already checked
+    env: list[str]  # "K=V"
     job_id: int
     kind: str = "docker"  # "docker" for dockerSteps, "cli" for cliSteps
     secrets: list[str] = field(default_factory=list)
@@ -46,7 +49,23 @@ class StepRun:
 @dataclass
 class StepResult:
     exit_code: int
-    message: str = ""  # why the step ended abnormally (killed for memory, image missing, ...)
+    message: str = ""  # why the step ended abnormally ("killed: out of memory (limit 1G)", ...)
+
+
+class JobSandbox(Protocol):
+    """One job's sandbox: a set of containers, a host directory, or one VM. Opened once per job."""
+
+    def describe(self, step: StepRun) -> list[str]:
+        """The command line shown in the step's log entry."""
+        ...
+
+    def run_step(self, step: StepRun, entry: LogEntry, stop: StopSignal) -> StepResult:
+        """Run one step to its end (or until stop is set), writing its raw output into entry."""
+        ...
+
+    def close(self) -> None:
+        """Free everything the sandbox holds. Always called (in `finally`), also after a failure; idempotent."""
+        ...
 
 
 class JobSandbox(Protocol):
@@ -60,24 +79,20 @@ class JobSandbox(Protocol):
 
 
 class Runtime(Protocol):
-    name: str
+    name: str  # "docker" | "shell" | "firecracker"
 
     def check(self) -> str:
         """Version of the runtime; raises RuntimeUnavailable."""
         ...
 
-    def describe(self, step: StepRun, workspace: Workspace) -> list[str]:
-        """The command line shown in the step's log entry."""
+    def host_checks(self) -> list[tuple[bool, str]]:
+        """`executor validate` lines: (ok, "what was checked" or "what is wrong (fix: ...)")."""
         ...
 
-    def run_step(
-        self,
-        step: StepRun,
-        workspace: Workspace,
-        entry: LogEntry,
-        stop: StopSignal,
-        auth: dict[str, Any] | None = None,
-    ) -> StepResult: ...
+    def open_job(self, job: JobSpec, workspace: Workspace) -> JobSandbox:
+        """The job's sandbox on its prepared workspace (cloned, files written); may raise JobFailure or
+        RuntimeUnavailable."""
+        ...
 
     def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:
         """Remove sandboxes no live job owns; returns what was removed.
@@ -86,7 +101,7 @@ class Runtime(Protocol):
         ...
 
     def start_sandbox(self, workspace: Workspace, name: str) -> str:
-        """Start a long-lived sandbox on the workspace (for `executor test-vm`); returns how to attach."""
+        """Start a long-lived sandbox on the workspace (for `executor test-vm`); returns how to attach and remove it."""
         ...
 
 
@@ -169,10 +184,15 @@ def _on_stop(stop: StopSignal, send: Callable[[int], None], finished: Callable[[
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether pid is a live process. A zombie is dead: a killed executor nobody has reaped yet owns nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs to ask: trust the signal
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])

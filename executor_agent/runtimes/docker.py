@@ -22,7 +22,7 @@ import docker.errors
 
 from executor_agent.config import ExecutorSettings
 from executor_agent.durations import format_size
-from executor_agent.job import StopSignal
+from executor_agent.job import JobSpec, StopSignal
 from executor_agent.logstream import LogEntry
 from executor_agent.runtimes.base import (
     LABEL_PREFIX,
@@ -33,6 +33,7 @@ from executor_agent.runtimes.base import (
     _on_stop,
     pid_alive,
 )
+from executor_agent.runtimes.shell import host_argv, refuse_untrusted_cli_steps, run_on_host
 from executor_agent.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ L_HOST = f"{LABEL_PREFIX}.hostname"
 L_PID = f"{LABEL_PREFIX}.pid"
 L_JOB = f"{LABEL_PREFIX}.job"
 L_STARTED = f"{LABEL_PREFIX}.started"
+# A build forks compilers and test runners, but a fork bomb must not exhaust the host's process table.
+STEP_PIDS_LIMIT = 4096
+# Docker's default set minus what a build step does not need: MKNOD (device nodes), NET_RAW (raw sockets, ARP and
+# ICMP spoofing), SYS_CHROOT, SETPCAP, SETFCAP (granting file capabilities) and AUDIT_WRITE.
+STEP_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE")
 
 
 class DockerRuntime:
@@ -66,6 +72,30 @@ class DockerRuntime:
                 f"Docker Engine at {self.base_url} does not answer ({type(exc).__name__}: {exc}); "
                 "start dockerd (`executor install docker` installs it) or point DOCKER_HOST at it"
             ) from None
+
+    def host_checks(self) -> list[tuple[bool, str]]:
+        try:
+            version = self.check()
+        except RuntimeUnavailable as exc:
+            return [(False, f"runtime docker: {exc}")]
+        checks = [(True, f"runtime docker: Docker Engine {version} answers")]
+        mirror = self.settings.docker_registry_mirror_url
+        if mirror:
+            checks.append(self._mirror_check(mirror))
+        return checks
+
+    def _mirror_check(self, mirror: str) -> tuple[bool, str]:
+        try:
+            info = self.client.info()
+        except Exception as exc:  # the SDK raises requests/urllib3/docker errors alike here
+            return False, f"registry mirror: cannot ask the Docker Engine: {exc}"
+        mirrors = [m.rstrip("/") for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
+        if mirror.rstrip("/") in mirrors:
+            return True, f"registry mirror {mirror} configured in the Docker Engine"
+        return False, (
+            f"registry mirror: EXECUTOR_DOCKER_REGISTRY_MIRROR_URL={mirror} is not among the daemon's mirrors "
+            f"{mirrors}; run `executor install docker-config` and restart dockerd"
+        )
 
     def _host_path(self, workspace: Workspace) -> str:
         if self.settings.docker_host_mount_path:
@@ -107,30 +137,47 @@ class DockerRuntime:
             res["memswap_limit"] = self.settings.job_memory
         return res
 
+    def _security(self) -> dict[str, Any]:
+        """What a step container may not do (docs/executor.md, "What a Docker step may do")."""
+        return {
+            "pids_limit": STEP_PIDS_LIMIT,
+            "security_opt": ["no-new-privileges"],
+            "cap_drop": ["ALL"],
+            "cap_add": list(STEP_CAPABILITIES),
+        }
+
     def describe(self, step: StepRun, workspace: Workspace) -> list[str]:
-        argv = ["docker", "run", "--rm"]
+        argv = ["docker", "run", "--rm", "--init"]
         if self.settings.job_num_cpus > 0:
             argv += ["--cpus", f"{self._cpus():g}"]
         if self.settings.job_memory > 0:
             argv += ["--memory", format_size(self.settings.job_memory)]
+        argv += ["--pids-limit", str(STEP_PIDS_LIMIT), "--security-opt", "no-new-privileges", "--cap-drop", "ALL"]
+        for cap in STEP_CAPABILITIES:
+            argv += ["--cap-add", cap]
         argv += ["-v", f"{self._host_path(workspace)}:/data", "-w", _workdir(step.dir)]
         for item in step.env:
             argv += ["-e", item]
         return [*argv, "--entrypoint", "/bin/sh", step.image, "-c", step.script()]
 
-    def _ensure_image(self, image: str, auth: dict[str, Any] | None) -> str:
+    def image_present(self, image: str) -> bool:
         try:
             self.client.images.get(image)
-            return ""
         except docker.errors.ImageNotFound:
-            pass
+            return False
+        return True
+
+    def ensure_image(self, image: str, auth: dict[str, Any] | None) -> str:
+        """Pull the image unless present; returns why it is not available ("" when it is)."""
+        if self.image_present(image):
+            return ""
         try:
             self.client.images.pull(image, auth_config=auth or None)
         except docker.errors.APIError as exc:
             return f"image {image!r} is not available: not present locally and pulling it failed: {_explain(exc)}"
         return ""
 
-    def _create(self, step: StepRun, workspace: Workspace, name: str) -> str:
+    def create_container(self, step: StepRun, workspace: Workspace, name: str) -> str:
         # The low-level API: the high-level one inspects every container it creates, a round trip per step.
         api = self.client.api
         host_config = api.create_host_config(
@@ -138,6 +185,7 @@ class DockerRuntime:
             # An init process forwards SIGTERM to the script, which as PID 1 would ignore it.
             init=True,
             **self._resources(),
+            **self._security(),
         )
         created = api.create_container(
             step.image,
@@ -151,37 +199,17 @@ class DockerRuntime:
         )
         return str(created["Id"])
 
-    def run_step(
-        self,
-        step: StepRun,
-        workspace: Workspace,
-        entry: LogEntry,
-        stop: StopSignal,
-        auth: dict[str, Any] | None = None,
-    ) -> StepResult:
-        name = f"{self.settings.vm_prefix}-{step.job_id}-{secrets.token_hex(4)}"
+    def remove_container(self, container: str, name: str) -> bool:
         try:
-            try:
-                container = self._create(step, workspace, name)
-            except docker.errors.ImageNotFound:
-                problem = self._ensure_image(step.image, auth)
-                if problem:
-                    entry.note(problem)
-                    return StepResult(125, problem)
-                container = self._create(step, workspace, name)
+            self.client.api.remove_container(container, force=True)
+        except docker.errors.NotFound:
+            return True
         except docker.errors.APIError as exc:
-            message = f"could not create the container for {step.key}: {_explain(exc)}"
-            entry.note(message)
-            return StepResult(125, message)
-        try:
-            return self._run(container, entry, stop)
-        finally:
-            try:
-                self.client.api.remove_container(container, force=True)
-            except docker.errors.APIError as exc:
-                log.warning("container %s not removed (the janitor will retry): %s", name, exc)
+            log.warning("container %s not removed (the janitor will retry): %s", name, exc)
+            return False
+        return True
 
-    def _run(self, container: str, entry: LogEntry, stop: StopSignal) -> StepResult:
+    def run_container(self, container: str, entry: LogEntry, stop: StopSignal) -> StepResult:
         api = self.client.api
         output = api.attach(container, stdout=True, stderr=True, stream=True, logs=True, demux=True)
 
@@ -217,6 +245,10 @@ class DockerRuntime:
             return StepResult(code, message)
         return StepResult(code)
 
+    def open_job(self, job: JobSpec, workspace: Workspace) -> DockerSandbox:
+        refuse_untrusted_cli_steps(self.settings, job)
+        return DockerSandbox(self, workspace, job.dockerAuthConfig or None)
+
     def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:
         removed = []
         max_age = self.settings.maximum_runtime_per_job + 3600
@@ -237,9 +269,13 @@ class DockerRuntime:
 
     def start_sandbox(self, workspace: Workspace, name: str) -> str:
         image = os.environ.get("EXECUTOR_TEST_VM_IMAGE", "busybox")
-        problem = self._ensure_image(image, None)
-        if problem:
-            raise RuntimeUnavailable(f"{problem}; set EXECUTOR_TEST_VM_IMAGE to an image present on this host")
+        # No pull: on a host without the image a pull would go to the internet (or hang on a closed network).
+        if not self.image_present(image):
+            raise RuntimeUnavailable(
+                f"image {image!r} is not present in the Docker Engine at {self.base_url}; load it first "
+                f"(`docker pull {image}` through your mirror, or `docker load`) or set EXECUTOR_TEST_VM_IMAGE "
+                "to an image this host has"
+            )
         container = self.client.containers.run(
             image,
             command=["sleep", "infinity"],
@@ -248,10 +284,70 @@ class DockerRuntime:
             working_dir="/data",
             volumes={self._host_path(workspace): {"bind": "/data", "mode": "rw"}},
             labels={L_PREFIX: f"{self.settings.vm_prefix}-test-vm"},
+            init=True,
             **self._resources(),
+            **self._security(),
         )
         host = f"DOCKER_HOST={self.base_url} " if self.base_url else ""
-        return f"{host}docker exec -it {container.name} /bin/sh"
+        return (
+            f"{host}docker exec -it {container.name} /bin/sh\n"
+            f"Remove it with:\n  {host}docker rm -f {container.name} && rm -rf {workspace.job_dir}"
+        )
+
+
+class DockerSandbox:
+    """A job's Docker steps, one container each, all on the job's workspace; cliSteps run on the host."""
+
+    def __init__(self, runtime: DockerRuntime, workspace: Workspace, auth: dict[str, Any] | None) -> None:
+        self.runtime = runtime
+        self.workspace = workspace
+        self.auth = auth
+        self._containers: dict[str, str] = {}  # id -> name, until removed
+        self._lock = threading.Lock()
+
+    def describe(self, step: StepRun) -> list[str]:
+        if step.kind == "cli":
+            return host_argv(step)
+        return self.runtime.describe(step, self.workspace)
+
+    def run_step(self, step: StepRun, entry: LogEntry, stop: StopSignal) -> StepResult:
+        if step.kind == "cli":
+            return run_on_host(step, self.workspace, entry, stop, self.runtime.settings.job_memory)
+        rt = self.runtime
+        name = f"{rt.settings.vm_prefix}-{step.job_id}-{secrets.token_hex(4)}"
+        try:
+            try:
+                container = rt.create_container(step, self.workspace, name)
+            except docker.errors.ImageNotFound:
+                problem = rt.ensure_image(step.image, self.auth)
+                if problem:
+                    entry.note(problem)
+                    return StepResult(125, problem)
+                container = rt.create_container(step, self.workspace, name)
+        except docker.errors.APIError as exc:
+            message = f"could not create the container for {step.key}: {_explain(exc)}"
+            entry.note(message)
+            return StepResult(125, message)
+        with self._lock:
+            self._containers[container] = name
+        try:
+            return rt.run_container(container, entry, stop)
+        finally:
+            self._remove(container)
+
+    def _remove(self, container: str) -> None:
+        with self._lock:
+            name = self._containers.get(container, container)
+        if self.runtime.remove_container(container, name):
+            with self._lock:
+                self._containers.pop(container, None)
+
+    def close(self) -> None:
+        # Containers of steps that ended are removed at once; this catches one whose removal failed.
+        with self._lock:
+            left = list(self._containers)
+        for container in left:
+            self._remove(container)
 
 
 def _workdir(relative: str) -> str:

@@ -8,7 +8,8 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -61,9 +62,32 @@ def test_validate_names_what_to_fix(env: dict[str, str]) -> None:
     mirror = executor({**env, "EXECUTOR_DOCKER_REGISTRY_MIRROR_URL": "http://127.0.0.1:5000"}, "validate")
     assert mirror.returncode == 1
     assert "✗ registry mirror: EXECUTOR_DOCKER_REGISTRY_MIRROR_URL=http://127.0.0.1:5000 is not among" in mirror.stdout
+    # This host cannot run the VM runtime (no VM runtime in this build, or no usable KVM): one line says why.
     firecracker = executor({**env, "EXECUTOR_USE_FIRECRACKER": "true"}, "validate")
     assert firecracker.returncode == 1
-    assert "✗ runtime firecracker: this build of the executor has no Firecracker runtime" in firecracker.stdout
+    runtime_lines = [line for line in firecracker.stdout.splitlines() if "runtime firecracker:" in line]
+    assert len(runtime_lines) == 1 and runtime_lines[0].startswith("✗ runtime firecracker: "), firecracker.stdout
+    assert runtime_lines[0] == "✗ runtime firecracker: " + unavailable_reason(env)
+
+
+def unavailable_reason(env: dict[str, str]) -> str:
+    """What the runtime registry says about the VM runtime on this host, asked in a child with the same env."""
+    code = (
+        "from executor_agent.config import load_settings; from executor_agent.runtimes import runtime_unavailable; "
+        "print(runtime_unavailable('firecracker', load_settings()))"
+    )
+    env = {**env, "EXECUTOR_USE_FIRECRACKER": "true"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    reason = out.stdout.strip()
+    assert reason and reason != "None" and "\n" not in reason
+    return reason
+
+
+@pytest.mark.docker
+def test_run_with_an_unavailable_runtime_exits_2_with_one_line(env: dict[str, str]) -> None:
+    result = executor({**env, "EXECUTOR_USE_FIRECRACKER": "true"}, "run")
+    assert result.returncode == 2
+    assert result.stderr == f"executor: runtime firecracker: {unavailable_reason(env)}\n"
 
 
 @pytest.mark.docker
@@ -94,6 +118,8 @@ def test_install_dry_run_changes_nothing_and_docker_config_is_idempotent(env: di
 
     unknown = executor(env, "install", "kvm")
     assert unknown.returncode == 2 and "unknown component(s) kvm" in unknown.stderr
+    components = {line.split(":")[0].split()[-1] for line in dry.stdout.splitlines()}
+    assert components == {"docker", "docker-config", "iptables-rules"}, "`all` holds vm only for the VM runtime"
 
 
 @pytest.mark.docker
@@ -103,23 +129,135 @@ def test_test_vm_clones_and_prints_how_to_attach(
     sha = make_repo(tmp_path / "origin", {"README": "hello from the repo\n"})
     register_repo(fleet_server, "github.com/acme/tools", tmp_path / "origin")
     env = {**env, "EXECUTOR_TEST_VM_IMAGE": "busybox"}
-    result = executor(env, "test-vm", "--repo", "github.com/acme/tools", "--revision", sha)
-    assert result.returncode == 0, result.stderr
-    assert "Attach to it with:" in result.stdout
-    attach = result.stdout.splitlines()[-1].strip()
-    assert attach.startswith(f"DOCKER_HOST={docker_engine.host} docker exec -it ")
-    name = attach.split()[-2]
     client = docker_engine.client()
     try:
-        sandbox = client.containers.get(name)
-        assert sandbox.status == "running"
-        assert sandbox.exec_run(["cat", "/data/README"]).output == b"hello from the repo\n"
-        sandbox.remove(force=True)
+        # Its own default revision (HEAD), and an explicit commit.
+        for revision in ([], ["--revision", sha]):
+            result = executor(env, "test-vm", "--repo", "github.com/acme/tools", *revision)
+            assert result.returncode == 0, result.stderr
+            lines = result.stdout.splitlines()
+            attach = lines[lines.index("Attach to it with:") + 1].strip()
+            assert attach.startswith(f"DOCKER_HOST={docker_engine.host} docker exec -it ")
+            name = attach.split()[-2]
+            remove = lines[lines.index("Remove it with:") + 1].strip()
+            assert remove.startswith(f"DOCKER_HOST={docker_engine.host} docker rm -f {name} && rm -rf ")
+            sandbox = client.containers.get(name)
+            assert sandbox.status == "running"
+            assert sandbox.exec_run(["cat", "/data/README"]).output == b"hello from the repo\n"
+            sandbox.remove(force=True)
         only_name = executor(env, "test-vm", "--name-only")
         assert only_name.returncode == 0
         client.containers.get(only_name.stdout.strip()).remove(force=True)
     finally:
         client.close()
+
+
+@pytest.mark.docker
+def test_test_vm_with_an_image_not_on_this_host_says_so_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    result = executor({**env, "EXECUTOR_TEST_VM_IMAGE": "acme/no-such-image:1.0"}, "test-vm")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("executor: image 'acme/no-such-image:1.0' is not present in the Docker Engine at ")
+    assert "set EXECUTOR_TEST_VM_IMAGE to an image this host has" in result.stderr
+    assert not [p for p in (tmp_path / "workspaces").iterdir() if p.name.startswith("test-vm-")], "workspace removed"
+
+
+def test_every_help_has_examples_and_version_is_printed() -> None:
+    env = {"PATH": os.environ["PATH"]}  # no configuration at all: help and --version need none
+    for command in ([], ["run"], ["validate"], ["install"], ["test-vm"]):
+        result = executor(env, *command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "Examples:" in result.stdout and "  executor" in result.stdout.split("Examples:")[1], command
+    top = executor(env, "--help").stdout
+    for name in ("run", "validate", "install", "test-vm"):
+        assert f"\n  {name} " in top
+    install_help = " ".join(executor(env, "install", "--help").stdout.split())
+    assert "all (default), docker, docker-config, iptables-rules, vm" in install_help
+    version = executor(env, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("executor ") and len(version.stdout.split()) == 2
+    missing = executor(env)  # the default command is run, which needs the configuration
+    assert missing.returncode == 2 and "EXECUTOR_FRONTEND_URL is not set" in missing.stderr
+
+
+def test_help_imports_no_docker_sdk_httpx_or_configuration() -> None:
+    code = "import sys, executor_agent.cli; print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for heavy in ("'docker'", "'httpx'", "'pydantic_settings'", "'executor_agent.config'", "'executor_agent.loop'"):
+        assert heavy not in loaded, heavy
+    helped = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "executor_agent", "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in helped.stderr.splitlines()}
+    assert not imported & {"docker", "httpx", "pydantic_settings", "executor_agent.config"}
+
+
+def test_registry_names_the_missing_vm_runtime_and_uses_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from executor_agent import runtimes
+    from executor_agent.config import load_settings
+
+    settings = load_settings(
+        EXECUTOR_FRONTEND_URL="http://127.0.0.1:1", EXECUTOR_FRONTEND_PASSWORD="x" * 20,
+        EXECUTOR_QUEUE_NAME="batches", EXECUTOR_USE_FIRECRACKER="true",
+    )  # fmt: skip
+    # A build without the VM runtime module: one line, and what to set instead.
+    monkeypatch.setitem(sys.modules, "executor_agent.runtimes.vm", None)
+    reason = runtimes.runtime_unavailable("firecracker", settings)
+    assert reason == (
+        "the VM runtime is not installed in this build of the executor; set EXECUTOR_USE_FIRECRACKER=false "
+        "(or EXECUTOR_RUNTIME=docker) to run jobs in Docker containers"
+    )
+    with pytest.raises(runtimes.RuntimeUnavailable, match="the VM runtime is not installed"):
+        runtimes.make_runtime(settings, "x")
+
+    # A VM runtime module: its unavailable_reason is the registry's answer, its VMRuntime the factory.
+    made: list[tuple[object, str]] = []
+    vm = types.ModuleType("executor_agent.runtimes.vm")
+    vm.unavailable_reason = lambda s: "no usable KVM: /dev/kvm cannot be opened"  # type: ignore[attr-defined]
+    vm.VMRuntime = lambda s, name: made.append((s, name)) or "a runtime"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "executor_agent.runtimes.vm", vm)
+    assert runtimes.runtime_unavailable("firecracker", settings) == "no usable KVM: /dev/kvm cannot be opened"
+    vm.unavailable_reason = lambda s: None  # type: ignore[attr-defined]
+    assert runtimes.make_runtime(settings, "exec-1") == "a runtime"  # type: ignore[comparison-overlap]
+    assert made == [(settings, "exec-1")]
+
+
+def test_install_vm_calls_the_vm_runtimes_installer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from executor_agent.config import load_settings
+    from executor_agent.install import install
+
+    base = {"EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1", "EXECUTOR_FRONTEND_PASSWORD": "x" * 20,
+            "EXECUTOR_QUEUE_NAME": "batches"}  # fmt: skip
+    settings = load_settings(**base, EXECUTOR_USE_FIRECRACKER="true")
+    lines: list[str] = []
+    monkeypatch.setitem(sys.modules, "executor_agent.vm.assets", None)
+    assert install(settings, ["vm"], True, lines.append) == 1
+    assert lines == ["✗ vm: the VM runtime is not installed in this build of the executor; nothing to prepare"]
+    lines.clear()
+    assert install(settings, ["all"], True, lines.append) == 0  # `run` refuses with the reason (exit 2)
+    assert (
+        lines[-1] == "- vm: skipped: the VM runtime is not installed in this build of the executor; nothing to prepare"
+    )
+
+    calls: list[tuple[object, bool]] = []
+    assets = types.ModuleType("executor_agent.vm.assets")
+
+    def install_vm(s: object, dry_run: bool, echo: Callable[[str], None]) -> int:
+        calls.append((s, dry_run))
+        echo("would vm: unpack the kernel")
+        return 0
+
+    assets.install_vm = install_vm  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "executor_agent.vm.assets", assets)
+    lines.clear()
+    assert install(settings, ["vm"], True, lines.append) == 0
+    assert calls == [(settings, True)] and lines == ["would vm: unpack the kernel"]
+    # `all` holds vm when the VM runtime is configured, and not otherwise.
+    install(settings, ["all"], True, lines.append)
+    assert len(calls) == 2 and lines[-1] == "would vm: unpack the kernel"
+    install(load_settings(**base, EXECUTOR_USE_FIRECRACKER="false"), ["all"], True, lines.append)
+    assert len(calls) == 2
 
 
 @pytest.fixture

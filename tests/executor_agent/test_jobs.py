@@ -334,3 +334,40 @@ def test_shell_runtime_job_and_orphaned_host_processes(
     record = wait_state(fleet_server, job_id, timeout=60)
     assert record["state"] == "completed" and record["numResets"] == 1
     assert "stdout: slept" in step_output(fleet_server, job_id, "step.docker.0")
+
+
+def marked_processes(job_dir_prefix: str) -> list[int]:
+    """Processes whose environment carries the host-step marker of a job directory starting with this prefix."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(item.startswith(f"EXECUTORFLEET_SANDBOX={job_dir_prefix}".encode()) for item in environ):
+            found.append(int(proc.name))
+    return found
+
+
+def test_shell_step_of_a_killed_executor_is_killed_at_the_next_start(
+    fleet_server: FleetServer, agents: StartAgent, tmp_path: Path
+) -> None:
+    add_queue(fleet_server, "other")
+    first = agents(EXECUTOR_RUNTIME="shell", EXECUTOR_TRUSTED_QUEUES="batches")
+    # The step leaves its workspace (cd /): found by its environment marker, not by its working directory.
+    job_id = submit(fleet_server, dockerSteps=busybox("echo started", "cd /", "sleep 300"))
+    wait_for("the step to start", lambda: "started" in step_output(fleet_server, job_id, "step.docker.0"))
+    first.signal(signal.SIGKILL)
+    # Not reaped yet: the dead executor is a zombie, which must not count as alive.
+    wait_for("the executor to be dead", lambda: "State:\tZ" in Path(f"/proc/{first.process.pid}/status").read_text())
+    orphans = marked_processes(f"executor-{job_id}-")
+    assert orphans, "the killed executor's step keeps running on the host"
+    # A cleanup interval of an hour: only the sweep at start can remove the orphan within the wait below.
+    second = agents(
+        EXECUTOR_RUNTIME="shell", EXECUTOR_QUEUE_NAME="other", EXECUTOR_TRUSTED_QUEUES="other",
+        EXECUTOR_CLEANUP_TASK_INTERVAL="1h",
+    )  # fmt: skip
+    wait_for("the orphaned step to be killed", lambda: not set(orphans) & set(marked_processes("executor-")), 60)
+    assert "janitor: removed orphaned process" in second.log()
+    assert not list((tmp_path / "workspaces").glob(f"executor-{job_id}-*")), "its workspace is removed too"
+    first.wait(10)

@@ -15,10 +15,10 @@ import pytest
 from docker.models.containers import Container
 
 from executor_agent.config import ExecutorSettings
-from executor_agent.job import StopReason, StopSignal
+from executor_agent.job import JobSpec, StopReason, StopSignal
 from executor_agent.logstream import LogEntry
 from executor_agent.redaction import Redactor
-from executor_agent.runtimes.base import StepRun
+from executor_agent.runtimes.base import Runtime, StepResult, StepRun
 from executor_agent.runtimes.docker import DockerRuntime
 from executor_agent.runtimes.shell import ShellRuntime
 from executor_agent.workspace import Workspace, create
@@ -55,6 +55,15 @@ def step(*commands: str, image: str = "busybox", dir: str = "", env: list[str] |
     return StepRun("step.docker.0", image, list(commands), dir, env or [], job_id=1)
 
 
+def run_step(runtime: Runtime, run: StepRun, workspace: Workspace, out: LogEntry, stop: StopSignal) -> StepResult:
+    """One step through the per-job seam, as JobRunner drives it: open_job, run_step, close."""
+    sandbox = runtime.open_job(JobSpec(id=run.job_id, queue="batches"), workspace)
+    try:
+        return sandbox.run_step(run, out, stop)
+    finally:
+        sandbox.close()
+
+
 @pytest.fixture
 def docker_runtime(docker_engine: DockerEngine) -> DockerRuntime:
     return DockerRuntime(
@@ -65,7 +74,8 @@ def docker_runtime(docker_engine: DockerEngine) -> DockerRuntime:
 def test_docker_step_honours_env_dir_cpus_memory_and_mount(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
     (workspace.path / "sub" / "in.txt").write_text("from host\n")
     out = entry()
-    result = docker_runtime.run_step(
+    result = run_step(
+        docker_runtime,
         step(
             "pwd",
             "echo FOO=$FOO",
@@ -91,7 +101,7 @@ def test_docker_step_honours_env_dir_cpus_memory_and_mount(docker_runtime: Docke
 
 def test_step_over_memory_limit_is_killed_with_a_message(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
     out = entry()
-    result = docker_runtime.run_step(step('a=x; while true; do a="$a$a"; done'), workspace, out, StopSignal())
+    result = run_step(docker_runtime, step('a=x; while true; do a="$a$a"; done'), workspace, out, StopSignal())
     assert result.exit_code == 137
     assert result.message == "killed: the step used more than its memory limit of 64M (EXECUTOR_JOB_MEMORY)"
     assert result.message in out.output()
@@ -99,7 +109,7 @@ def test_step_over_memory_limit_is_killed_with_a_message(docker_runtime: DockerR
 
 def test_failing_command_stops_the_script(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
     out = entry()
-    result = docker_runtime.run_step(step("echo before", "false", "echo after"), workspace, out, StopSignal())
+    result = run_step(docker_runtime, step("echo before", "false", "echo after"), workspace, out, StopSignal())
     out.finish(result.exit_code)
     assert result.exit_code == 1
     assert "before" in out.output() and "after" not in out.output()
@@ -107,7 +117,7 @@ def test_failing_command_stops_the_script(docker_runtime: DockerRuntime, workspa
 
 def test_missing_image_is_a_clear_error(docker_runtime: DockerRuntime, workspace: Workspace) -> None:
     out = entry()
-    result = docker_runtime.run_step(step("true", image="no-such-image:1.0"), workspace, out, StopSignal())
+    result = run_step(docker_runtime, step("true", image="no-such-image:1.0"), workspace, out, StopSignal())
     assert result.exit_code == 125
     assert result.message.startswith("image 'no-such-image:1.0' is not available: not present locally and pulling")
 
@@ -116,7 +126,7 @@ def test_stop_terminates_the_container_quickly(docker_runtime: DockerRuntime, wo
     stop = StopSignal()
     threading.Timer(1.0, stop.stop, args=(StopReason.CANCELED,)).start()
     began = time.monotonic()
-    result = docker_runtime.run_step(step("echo started", "sleep 300"), workspace, entry(), stop)
+    result = run_step(docker_runtime, step("echo started", "sleep 300"), workspace, entry(), stop)
     assert time.monotonic() - began < 8, "SIGTERM should end the step without waiting for SIGKILL"
     assert result.exit_code != 0
     assert docker_runtime.client.containers.list(all=True, filters={"label": "executor-fleet.job=1"}) == []
@@ -153,16 +163,16 @@ def test_janitor_removes_containers_of_dead_executors_only(docker_runtime: Docke
 def test_shell_runtime_runs_in_the_workspace_and_stops_the_process_group(workspace: Workspace) -> None:
     runtime = ShellRuntime(make_settings(EXECUTOR_RUNTIME="shell", EXECUTOR_JOB_MEMORY="0"), "test-executor")
     out = entry()
-    result = runtime.run_step(step("pwd", "echo $FOO", dir="sub", env=["FOO=1"]), workspace, out, StopSignal())
+    result = run_step(runtime, step("pwd", "echo $FOO", dir="sub", env=["FOO=1"]), workspace, out, StopSignal())
     out.finish(result.exit_code)
     assert result.exit_code == 0
     assert out.output().splitlines()[1:] == [f"stdout: {workspace.path / 'sub'}", "stdout: 1"]
-    assert "image 'busybox' is ignored" in out.output()
+    assert "image 'busybox' is ignored: the step runs on the executor host, not isolated" in out.output()
 
     stop = StopSignal()
     marker = workspace.path / "child.pid"
     threading.Timer(0.5, stop.stop, args=(StopReason.CANCELED,)).start()
-    result = runtime.run_step(step(f"sleep 300 & echo $! > {marker}; wait"), workspace, entry(), stop)
+    result = run_step(runtime, step(f"sleep 300 & echo $! > {marker}; wait"), workspace, entry(), stop)
     assert result.exit_code == 128 + 15
     child = Path(f"/proc/{marker.read_text().strip()}/status")
     time.sleep(0.2)
@@ -175,6 +185,41 @@ def test_docker_host_mount_path_is_what_the_daemon_mounts(docker_engine: DockerE
         make_settings(docker_engine.host, EXECUTOR_DOCKER_HOST_MOUNT_PATH="/workspaces", EXECUTOR_JOB_MEMORY="0"),
         "test-executor",
     )
-    argv = runtime.describe(step("true", env=["A=1"]), workspace)
+    argv = runtime.open_job(JobSpec(id=1), workspace).describe(step("true", env=["A=1"]))
     assert f"/workspaces/{workspace.job_dir.name}/workspace:/data" in argv
     assert "--memory" not in argv and argv[argv.index("-e") : argv.index("-e") + 2] == ["-e", "A=1"]
+
+
+def test_docker_step_cannot_mknod_or_gain_privileges_but_builds_work(
+    docker_runtime: DockerRuntime, workspace: Workspace
+) -> None:
+    out = entry()
+    result = run_step(
+        docker_runtime,
+        step(
+            # What a build does: write, chown to another user, chmod, archive, run processes in parallel.
+            "mkdir -p build && echo int main > build/main.c && chown -R 65534:65534 build && chmod 0755 build",
+            "tar cf build.tar build && ls -ln build.tar | cut -c1-10",
+            "for i in 1 2 3 4 5 6 7 8; do (echo job $i > build/$i.out) & done; wait; ls build | wc -l",
+            "grep -E '^(NoNewPrivs|CapBnd):' /proc/self/status",
+            "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+            "if mknod /tmp/disk b 8 0 2>/tmp/mknod.err; then echo MKNOD-WORKED; else echo mknod refused; fi",
+            "cat /tmp/mknod.err",
+        ),
+        workspace,
+        out,
+        StopSignal(),
+    )
+    out.finish(result.exit_code)
+    lines = out.output().splitlines()
+    assert result.exit_code == 0, out.output()
+    assert lines[:2] == ["stdout: -rw-r--r--", "stdout: 9"], out.output()
+    assert (workspace.path / "build").stat().st_uid == 65534
+    assert lines[3] == "stdout: NoNewPrivs:\t1"  # setuid binaries do not raise privileges
+    # CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID NET_BIND_SERVICE: bits 0 1 3 4 5 6 7 10.
+    assert (
+        lines[2] == f"stdout: CapBnd:\t{(1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 10):016x}"
+    )
+    assert lines[4] == "stdout: 4096"
+    assert lines[5] == "stdout: mknod refused"
+    assert "Operation not permitted" in lines[6]

@@ -30,7 +30,7 @@ def test_executor_and_its_commands_run(executor_machine: ProvisionRun) -> None:
     ):
         code, out = box.sh(command, check=False)
         assert code == 0, f"{command} failed in the provisioned container:\n{out}"
-        assert "usage: executor" in out
+        assert "usage: executor" in out.lower()
     assert box.sh("readlink /usr/local/bin/executor")[1].strip() == "/opt/executor-fleet/bin/executor"
     assert box.sh("git --version && dockerd --version")[0] == 0
 

@@ -68,16 +68,6 @@ class JobSandbox(Protocol):
         ...
 
 
-class JobSandbox(Protocol):
-    """One job's sandbox: a set of containers, a host directory, or one VM. Opened once per job."""
-
-    def describe(self, step: StepRun) -> list[str]: ...
-
-    def run_step(self, step: StepRun, entry: LogEntry, stop: StopSignal) -> StepResult: ...
-
-    def close(self) -> None: ...
-
-
 class Runtime(Protocol):
     name: str  # "docker" | "shell" | "firecracker"
 

@@ -251,7 +251,10 @@ class VMSandbox:
         self.timings["prepare"] = time.monotonic() - began
 
     def _boot_args(self) -> list[str]:
-        args = ["console=ttyS0", "quiet", "panic=-1", "reboot=k"]
+        # The guest ends with `reboot -f`; with -no-reboot QEMU exits on the reset. microvm has no keyboard
+        # controller, so a triple fault (t) resets at once; Firecracker exits on its emulated i8042 reset (k).
+        reboot = "reboot=t" if self.settings.vm_backend == "qemu" else "reboot=k"
+        args = ["console=ttyS0", "quiet", "panic=-1", reboot]
         args.append("fleet.chan=" + ("vport" if self.settings.vm_backend == "qemu" else "ttyS0"))
         if not self.kvm:
             args += qemu.tcg_boot_args()
@@ -426,7 +429,7 @@ class VMSandbox:
             try:
                 self.process.wait(30 if self.kvm else 120)
             except subprocess.TimeoutExpired:
-                log.warning("VM %s did not power off; killing it", self.name)
+                log.warning("VM %s did not power off; killing it: %s", self.name, self._console_tail())
         self._kill()
         if self._sock:
             self._sock.close()

@@ -1,5 +1,5 @@
 """Helpers of the microVM tests: settings, VM assets made once, a network namespace, and a job driver that calls
-the runtime exactly as the job runner does (docs/executor.md: open_job, describe/run_step per step, close)."""
+the job runner in-process with the real VM runtime and an in-memory entry sink."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ import secrets
 import shutil
 import subprocess
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import docker
 
+from executor_agent.apiclient import ApiClient
 from executor_agent.config import ExecutorSettings
-from executor_agent.job import JobSpec, StopSignal
-from executor_agent.logstream import LogEntry
-from executor_agent.redaction import Redactor
-from executor_agent.runtimes.base import StepResult, StepRun
-from executor_agent.runtimes.vm import VMRuntime, step_keys
+from executor_agent.job import JobSpec
+from executor_agent.jobrunner import JobRunner
+from executor_agent.runtimes import Runtime
+from executor_agent.runtimes.vm import VMRuntime
 from executor_agent.vm.assets import install_vm
 from tests.support.docker_engine import busybox_rootfs_tar
 
@@ -86,35 +87,62 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+class Sink:
+    """The job's entry sink and mark* calls, in memory (logstream.EntrySink)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.results: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def add_log_entry(self, entry: dict[str, Any]) -> int:
+        with self.lock:
+            self.entries.append(dict(entry))
+            return len(self.entries) - 1
+
+    def update_log_entry(self, entry_id: int, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.entries[entry_id] = dict(entry)
+
+    def mark_complete(self) -> None:
+        self.results.append(("completed", ""))
+
+    def mark_errored(self, message: str) -> None:
+        self.results.append(("errored", message))
+
+    def mark_failed(self, message: str) -> None:
+        self.results.append(("failed", message))
+
+    def entry(self, key: str) -> dict[str, Any]:
+        with self.lock:
+            return next(e for e in self.entries if e["key"] == key)
+
+    def out(self, key: str) -> str:
+        with self.lock:
+            found = [e for e in self.entries if e["key"] == key]
+        return str(found[0].get("out", "")) if found else ""
+
+    def stdout(self, key: str) -> list[str]:
+        return [line.removeprefix("stdout: ") for line in self.out(key).splitlines() if line.startswith("stdout: ")]
+
+
 @dataclass
-class JobRun:
-    entries: dict[str, LogEntry] = field(default_factory=dict)
-    results: dict[str, StepResult] = field(default_factory=dict)
-    sandbox: Any = None
+class FakeApi:
+    sink: Sink = field(default_factory=Sink)
+    executor_name: str = "test-executor"
+
+    def for_job(self, job: JobSpec) -> Sink:
+        return self.sink
 
 
-def run_job(runtime: VMRuntime, job: JobSpec, workspace: Any, stop: StopSignal, run: JobRun | None = None) -> JobRun:
-    """What the job runner does with a sandbox; stops at the first failing step, as it does."""
-    run = run or JobRun()
-    redactor = Redactor(job.redactedValues)
-    sandbox = runtime.open_job(job, workspace)
-    run.sandbox = sandbox
-    steps = job.dockerSteps + job.cliSteps
-    try:
-        for (key, _image, kind), step in zip(step_keys(job), steps, strict=True):
-            if stop.is_set():
-                break
-            step_run = StepRun(key, step.image, step.commands, step.dir, step.env, job.id, kind=kind)
-            entry = LogEntry(key, sandbox.describe(step_run), redactor, 1 << 20)
-            run.entries[key] = entry
-            result = sandbox.run_step(step_run, entry, stop)
-            entry.finish(result.exit_code)
-            run.results[key] = result
-            if result.exit_code != 0:
-                break
-    finally:
-        sandbox.close()
-    return run
+def job_runner(runtime: VMRuntime, root: Path) -> tuple[JobRunner, Sink]:
+    api = FakeApi()
+    return JobRunner(runtime.settings, cast(ApiClient, api), cast(Runtime, runtime), root), api.sink
+
+
+def vm_name(sink: Sink, key: str) -> str:
+    """The VM's name, from the step's log entry (describe: `vm <name> ...`)."""
+    return str(sink.entry(key)["command"][1])
 
 
 def qemu_alive(name: str) -> bool:
@@ -127,9 +155,5 @@ def qemu_alive(name: str) -> bool:
     return False
 
 
-def stdout_lines(entry: LogEntry) -> list[str]:
-    return [line.removeprefix("stdout: ") for line in entry.output().splitlines() if line.startswith("stdout: ")]
-
-
-def json_job(**spec: Any) -> JobSpec:
-    return JobSpec.model_validate({"id": 7, "queue": "batches", "token": "tok", **spec})
+def raw_job(**spec: Any) -> dict[str, Any]:
+    return {"id": 7, "queue": "batches", "token": "tok", **spec}

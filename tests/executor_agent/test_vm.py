@@ -5,6 +5,8 @@ an in-memory entry sink. Few boots: one VM carries the assertions of a whole job
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from executor_agent.janitor import Janitor
 from executor_agent.job import StopReason, StopSignal
 from executor_agent.runtimes.vm import VMRuntime
 from executor_agent.vm import network
@@ -143,3 +146,32 @@ def test_stop_mid_step(
         assert sink.results == [("errored", "job exceeded maximum execution time of 40s")]
     assert gone < 15  # the VM is gone before the job is reported
     assert_nothing_left(runtime, vh.vm_name(sink, "step.cli.0"), ns)
+
+
+def test_janitor_removes_what_a_killed_agent_left(
+    vm_assets: Path, tmp_path: Path, docker_engine: DockerEngine, ns: str
+) -> None:
+    """kill -9 of the agent mid-job leaves the VM running; the next agent's janitor removes VM, tap and disks."""
+    work = tmp_path / "work"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.executor_agent.vm_child", str(vm_assets), str(work), docker_engine.host, ns],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        name = child.stdout.readline().strip()
+        assert name.startswith("executor-7-"), name
+        child.kill()  # kill -9: no teardown at all
+        child.wait()
+        vm_dir = work / "vms" / name
+        assert vh.qemu_alive(name) and vm_dir.is_dir() and network.taps(ns) == [f"fc-{name.rsplit('-', 1)[1]}"]
+
+        runtime = make(vm_assets, tmp_path, docker_engine, ns)
+        janitor = Janitor(runtime, work, "executor", "next-executor", 60, False, set)
+        removed = janitor.sweep()
+        assert any(r.startswith("VM process ") for r in removed), removed
+        assert f"tap fc-{name.rsplit('-', 1)[1]}" in removed
+        assert_nothing_left(runtime, name, ns)
+        assert list(work.glob("executor-7-*")) == []  # and the workspace
+    finally:
+        child.kill()

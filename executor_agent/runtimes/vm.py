@@ -332,7 +332,17 @@ class VMSandbox:
 
     def _start_firecracker(self, cpus: int, memory: int) -> None:
         assert self.net is not None
+        files = {
+            "vmlinux": self.runtime.assets.vmlinux,
+            "initrd.img": self.dir / "initrd.img",
+            "scratch.ext4": self.dir / "scratch.ext4",
+            **{f"img{i}.ext4": p for i, p in enumerate(self.images)},
+        }
         api_socket = self.dir / "api.sock"
+        if firecracker.jailed():
+            # The jailer chroots the monitor: its files are linked in, and named as it sees them.
+            root = firecracker.jail_root(self.dir / "jail", self.name)
+            files, api_socket = firecracker.stage(files, root), root / "api.sock"
         self._spawn(firecracker.argv(self.name, api_socket, self.dir / "jail"), pipes=True)
         assert self.process is not None and self.process.stdout is not None and self.process.stdin is not None
         stdin = self.process.stdin
@@ -347,8 +357,9 @@ class VMSandbox:
         try:
             api.wait_ready(time.monotonic() + 10)
             firecracker.configure(api, firecracker.FirecrackerSpec(
-                kernel=self.runtime.assets.vmlinux, initrd=self.dir / "initrd.img", boot_args=self._boot_args(),
-                cpus=cpus, memory_mib=memory, scratch=self.dir / "scratch.ext4", images=self.images,
+                kernel=files["vmlinux"], initrd=files["initrd.img"], boot_args=self._boot_args(),
+                cpus=cpus, memory_mib=memory, scratch=files["scratch.ext4"],
+                images=[files[f"img{i}.ext4"] for i in range(len(self.images))],
                 tap=self.net.tap, mac=self.net.mac, ingress=self.settings.firecracker_bandwidth_ingress,
                 egress=self.settings.firecracker_bandwidth_egress,
             ))  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
 import time
@@ -115,6 +116,30 @@ def calls(spec: FirecrackerSpec) -> list[tuple[str, dict[str, Any]]]:
 def configure(api: FirecrackerAPI, spec: FirecrackerSpec) -> None:
     for path, body in calls(spec):
         api.put(path, body)
+
+
+def jailed() -> bool:
+    return shutil.which(JAILER) is not None
+
+
+def jail_root(chroot_base: Path, name: str) -> Path:
+    """Where the jailer chroots the monitor: <chroot base>/<exec file name>/<id>/root."""
+    return chroot_base / BINARY / name / "root"
+
+
+def stage(files: dict[str, Path], root: Path) -> dict[str, Path]:
+    """Hard-link (or copy across filesystems) the VM's files into the jail; returns their paths as the jailed
+    monitor sees them."""
+    root.mkdir(parents=True, exist_ok=True)
+    inside = {}
+    for name, source in files.items():
+        target = root / name
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        inside[name] = Path("/") / name
+    return inside
 
 
 def argv(name: str, api_socket: Path, chroot_base: Path) -> list[str]:

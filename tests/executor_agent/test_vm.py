@@ -54,10 +54,14 @@ def assert_nothing_left(runtime: VMRuntime, name: str, ns: str) -> None:
 
 def test_job_in_one_vm(vm_assets: Path, tmp_path: Path, docker_engine: DockerEngine, ns: str) -> None:
     """Two images, a file handed over in /data, env and dir, sizing seen from inside, a secret printed in two writes,
-    the workspace copied back (EXECUTOR_KEEP_WORKSPACES), a step killed for memory; nothing left afterwards."""
+    the startup script, the workspace copied back (EXECUTOR_KEEP_WORKSPACES), a step killed for memory; nothing
+    left afterwards."""
     # No `"dir": "."` here: the job runner's path check refuses it until the robustness issue lands (the VM side
     # of "." is test_vm_units.py::test_run_script_dir).
-    runtime = make(vm_assets, tmp_path, docker_engine, ns, EXECUTOR_KEEP_WORKSPACES="true")
+    startup = tmp_path / "startup.sh"
+    startup.write_text("echo from-startup > /data/startup.txt\n")
+    runtime = make(vm_assets, tmp_path, docker_engine, ns, EXECUTOR_KEEP_WORKSPACES="true",
+                   EXECUTOR_VM_STARTUP_SCRIPT_PATH=str(startup))  # fmt: skip
     runner, sink = vh.job_runner(runtime, tmp_path / "work")
     job = vh.raw_job(
         redactedValues={"token-s3cret": "[REDACTED]"},
@@ -67,7 +71,7 @@ def test_job_in_one_vm(vm_assets: Path, tmp_path: Path, docker_engine: DockerEng
                 'echo "$GREETING" > handover.txt', "pwd", "nproc",
                 "awk '/MemTotal/ {print $2}' /proc/meminfo",
                 "printf 'tok'; sleep 0.5; printf 'en-s3cret\\n'",
-                "test ! -e /etc/marker && echo no-marker",
+                "test ! -e /etc/marker && echo no-marker", "cat startup.txt",
             ]},
             {"image": vh.MARKER_IMAGE, "dir": "sub", "commands": [
                 "cat /etc/marker", "cat ../handover.txt", "cat from-host.txt", "pwd", 'echo "$IMAGE_ENV"',
@@ -88,6 +92,7 @@ def test_job_in_one_vm(vm_assets: Path, tmp_path: Path, docker_engine: DockerEng
     assert first[3] == "[REDACTED]", sink.out("step.docker.0")
     assert "s3cret" not in sink.out("step.docker.0")
     assert first[4] == "no-marker"
+    assert first[5] == "from-startup"  # EXECUTOR_VM_STARTUP_SCRIPT_PATH ran in the guest before the first step
 
     assert sink.entry("step.docker.1")["exitCode"] == 0, sink.out("step.docker.1")
     second = sink.stdout("step.docker.1")

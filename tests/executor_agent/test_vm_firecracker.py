@@ -135,3 +135,13 @@ def test_argv_under_the_jailer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert argv[:3] == [str(tmp_path / "jailer"), "--id", "executor-7-0a1b2c3d"]
     assert argv[argv.index("--exec-file") + 1] == str(tmp_path / "firecracker")
     assert argv[argv.index("--chroot-base-dir") + 1] == str(tmp_path / "jail")
+
+
+def test_stage_links_the_files_into_the_jail(tmp_path: Path) -> None:
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(b"\x7fELF kernel")
+    root = firecracker.jail_root(tmp_path / "jail", "executor-7-0a1b2c3d")
+    assert root == tmp_path / "jail" / "firecracker" / "executor-7-0a1b2c3d" / "root"  # the jailer's layout
+    inside = firecracker.stage({"vmlinux": kernel}, root)
+    assert inside == {"vmlinux": Path("/vmlinux")}
+    assert (root / "vmlinux").stat().st_ino == kernel.stat().st_ino  # a hard link: no copy of a 20G disk

@@ -118,11 +118,13 @@ class VMRuntime:
             sandbox.close()
             raise
         console = sandbox.dir / "console.sock"
+        pid = sandbox.process.pid if sandbox.process else 0
+        tap = shlex.join([*network.ns_prefix(self.netns), "ip", "link", "del", sandbox.net.tap]) if sandbox.net else ""
+        # Not ours to stop when this process exits: the VM stays until removed (the janitor leaves test-vm-* alone).
+        sandbox.process = None
         return (
-            f"VM {sandbox.name} is running with the workspace at /data.\n"
-            f"attach: socat -,raw,echo=0 UNIX-CONNECT:{console}\n"
-            f"remove: kill {sandbox.process.pid if sandbox.process else '?'} && rm -rf {sandbox.dir}"
-            + (f" && ip link del {sandbox.net.tap}" if sandbox.net else "")
+            f"socat -,raw,echo=0 UNIX-CONNECT:{console}\n"
+            f"  (VM {sandbox.name}, workspace at /data; remove it with: kill {pid} && {tap} && rm -rf {sandbox.dir})"
         )
 
     def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:
@@ -134,8 +136,9 @@ class VMRuntime:
         live = set()
         for vm_dir in stale_workspaces(self.vms_root, self.settings.vm_prefix, self.executor_name, is_active):
             removed += destroy(vm_dir, self.netns)
-        for vm_dir in self.vms_root.glob(f"{self.settings.vm_prefix}-*"):
-            live.add(vm_dir.name.rsplit("-", 1)[-1])
+        for vm_dir in self.vms_root.iterdir():  # also `executor test-vm` sandboxes, which the janitor leaves alone
+            with contextlib.suppress(OSError):
+                live.add((vm_dir / "tap").read_text().strip().removeprefix(network.TAP_PREFIX))
         # Processes and taps whose directory is gone already (an agent killed during teardown).
         for pid, cmdline in monitor_processes(self.vms_root):
             if not any(str(self.vms_root / d.name) in cmdline for d in self.vms_root.iterdir()):

@@ -134,7 +134,13 @@ if grep -q fleet.shell /proc/cmdline; then
 fi
 send READY
 
-while read -r cmd n rest <&4; do
+# EOF means the host side went away (an executor killed, `executor test-vm` done): wait for it to come back
+# (or for the janitor), only POWEROFF ends the VM.
+while :; do
+  if ! read -r cmd n rest <&4; then
+    usleep 200000
+    continue
+  fi
   case "$cmd" in
     RUN) run_step "$n" & ;;
     STOP) stop_step TERM "$n" ;;

@@ -5,6 +5,7 @@ an in-memory entry sink. Few boots: one VM carries the assertions of a whole job
 from __future__ import annotations
 
 import base64
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from executor_agent.janitor import Janitor
 from executor_agent.job import StopReason, StopSignal
 from executor_agent.runtimes.vm import VMRuntime
 from executor_agent.vm import network
+from executor_agent.workspace import create
 from tests.executor_agent import vm_helpers as vh
 from tests.support.docker_engine import DockerEngine
 
@@ -180,3 +182,38 @@ def test_janitor_removes_what_a_killed_agent_left(
         assert list(work.glob("executor-7-*")) == []  # and the workspace
     finally:
         child.kill()
+
+
+def test_sandbox_for_test_vm(vm_assets: Path, tmp_path: Path, docker_engine: DockerEngine, ns: str) -> None:
+    """`executor test-vm`: a VM with the workspace at /data, a shell on the console socket it names, a command that
+    removes it, and a janitor that leaves it alone."""
+    runtime = make(vm_assets, tmp_path, docker_engine, ns)
+    work = tmp_path / "work"
+    ws = create(work, "test-vm-executor", 0, "test-executor")
+    (ws.path / "README").write_text("from the repository\n")
+    attach = runtime.start_sandbox(ws, ws.job_dir.name)
+    socat, removal = attach.splitlines()
+    console = socat.rsplit("UNIX-CONNECT:", 1)[1]
+    remove = removal.split("remove it with: ", 1)[1].rstrip(")")
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(console)
+        sock.settimeout(120)
+        sock.sendall(b"\ncat /data/README; echo answer-$((6 * 7))\n")
+        seen = b""
+        while b"answer-42" not in seen:
+            chunk = sock.recv(4096)
+            assert chunk, seen
+            seen += chunk
+        assert b"from the repository" in seen
+        sock.close()
+        # A janitor sweep of a running executor does not take the sandbox away.
+        Janitor(runtime, work, "executor", "other-executor", 60, False, set).sweep()
+        assert vh.qemu_alive(ws.job_dir.name)
+    finally:
+        subprocess.run(["sh", "-c", remove], check=True)
+    deadline = time.monotonic() + 30
+    while vh.qemu_alive(ws.job_dir.name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not vh.qemu_alive(ws.job_dir.name)
+    assert network.taps(ns) == []

@@ -191,16 +191,16 @@ def cmd_run(settings: ExecutorSettings) -> int:
     from executor_agent.hostinfo import executor_version
     from executor_agent.loop import Agent
     from executor_agent.metrics import MetricsServer
-    from executor_agent.runtimes import RuntimeUnavailable, make_runtime, runtime_unavailable
+    from executor_agent.runtimes import RuntimeUnavailable, make_runtime
     from executor_agent.workspace import workspace_root
 
-    reason = runtime_unavailable(settings.runtime.value, settings)
-    if reason:
-        typer.echo(f"executor: runtime {settings.runtime.value}: {reason}", err=True)
-        return CONFIG_EXIT_CODE
     name = make_executor_name()
     try:
         runtime = make_runtime(settings, name)
+    except RuntimeUnavailable as exc:
+        typer.echo(f"executor: runtime {settings.runtime.value}: {exc}", err=True)
+        return CONFIG_EXIT_CODE  # this host or build cannot run it: restarting does not help
+    try:
         version = runtime.check()
     except RuntimeUnavailable as exc:
         typer.echo(f"executor: {exc}", err=True)
@@ -235,16 +235,16 @@ def cmd_test_vm(settings: ExecutorSettings, repo: str, revision: str, name_only:
     from executor_agent.job import JobSpec, StopSignal
     from executor_agent.logstream import LogEntry
     from executor_agent.redaction import DEFAULT_REPLACEMENT, Redactor
-    from executor_agent.runtimes import RuntimeUnavailable, make_runtime, runtime_unavailable
+    from executor_agent.runtimes import RuntimeUnavailable, make_runtime
     from executor_agent.runtimes.base import run_host_command
 
-    reason = runtime_unavailable(settings.runtime.value, settings)
-    if reason:
-        typer.echo(f"executor: runtime {settings.runtime.value}: {reason}", err=True)
-        return CONFIG_EXIT_CODE
     name = make_executor_name()
     try:
         runtime = make_runtime(settings, name)
+    except RuntimeUnavailable as exc:
+        typer.echo(f"executor: runtime {settings.runtime.value}: {exc}", err=True)
+        return CONFIG_EXIT_CODE
+    try:
         runtime.check()
     except RuntimeUnavailable as exc:
         typer.echo(f"executor: {exc}", err=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from executor_agent.apiclient import ApiClient, Refused, ServerUnavailable
 from executor_agent.config import ExecutorSettings
 from executor_agent.hostinfo import MIN_GIT, executor_version, git_version
-from executor_agent.runtimes import RuntimeUnavailable, make_runtime, runtime_unavailable
+from executor_agent.runtimes import RuntimeUnavailable, make_runtime
 
 Check = tuple[bool, str]
 
@@ -25,14 +25,10 @@ def check_git() -> Check:
 
 def check_runtime(settings: ExecutorSettings) -> list[Check]:
     """The runtime's own host checks, or the one line saying why it cannot run on this host."""
-    name = settings.runtime.value
-    reason = runtime_unavailable(name, settings)
-    if reason:
-        return [(False, f"runtime {name}: {reason}")]
     try:
         runtime = make_runtime(settings, "validate")
     except RuntimeUnavailable as exc:
-        return [(False, f"runtime {name}: {exc}")]
+        return [(False, f"runtime {settings.runtime.value}: {exc}")]
     return runtime.host_checks()
 
 

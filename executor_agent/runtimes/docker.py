@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import posixpath
 import secrets
 import socket
 import threading
@@ -78,24 +79,29 @@ class DockerRuntime:
             version = self.check()
         except RuntimeUnavailable as exc:
             return [(False, f"runtime docker: {exc}")]
-        checks = [(True, f"runtime docker: Docker Engine {version} answers")]
-        mirror = self.settings.docker_registry_mirror_url
-        if mirror:
-            checks.append(self._mirror_check(mirror))
-        return checks
-
-    def _mirror_check(self, mirror: str) -> tuple[bool, str]:
         try:
             info = self.client.info()
         except Exception as exc:  # the SDK raises requests/urllib3/docker errors alike here
-            return False, f"registry mirror: cannot ask the Docker Engine: {exc}"
-        mirrors = [m.rstrip("/") for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
-        if mirror.rstrip("/") in mirrors:
-            return True, f"registry mirror {mirror} configured in the Docker Engine"
-        return False, (
-            f"registry mirror: EXECUTOR_DOCKER_REGISTRY_MIRROR_URL={mirror} is not among the daemon's mirrors "
-            f"{mirrors}; run `executor install docker-config` and restart dockerd"
-        )
+            return [(False, f"runtime docker: Docker Engine {version} answers but not its info: {exc}")]
+        checks = [(True, f"runtime docker: Docker Engine {version} answers")]
+        if info.get("PidsLimit") is False:
+            checks.append((False, (
+                f"step limits: this kernel has no pids cgroup, so steps are not held to {STEP_PIDS_LIMIT} processes "
+                "(fix: enable the pids controller, e.g. a kernel with CONFIG_CGROUP_PIDS and cgroup v2)"
+            )))  # fmt: skip
+        else:
+            checks.append((True, f"step limits: at most {STEP_PIDS_LIMIT} processes, no-new-privileges, reduced caps"))
+        mirror = self.settings.docker_registry_mirror_url
+        if mirror:
+            mirrors = [m.rstrip("/") for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
+            if mirror.rstrip("/") in mirrors:
+                checks.append((True, f"registry mirror {mirror} configured in the Docker Engine"))
+            else:
+                checks.append((False, (
+                    f"registry mirror: EXECUTOR_DOCKER_REGISTRY_MIRROR_URL={mirror} is not among the daemon's "
+                    f"mirrors {mirrors}; run `executor install docker-config` and restart dockerd"
+                )))  # fmt: skip
+        return checks
 
     def _host_path(self, workspace: Workspace) -> str:
         if self.settings.docker_host_mount_path:
@@ -351,7 +357,8 @@ class DockerSandbox:
 
 
 def _workdir(relative: str) -> str:
-    return "/data/" + relative.strip("/") if relative.strip("/") else "/data"
+    # "", "." and "./" are the workspace itself; the path was checked to stay inside it.
+    return posixpath.normpath(posixpath.join("/data", relative.strip("/") or "."))
 
 
 def _is_orphan(

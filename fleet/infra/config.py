@@ -52,6 +52,11 @@ class PoolConfig(_Section):
     job_memory: str = Field(default="12G", pattern=r"^\d+[KMG]B?$", description="Memory per job, e.g. 12G.")
     job_disk: str = Field(default="20G", pattern=r"^\d+[KMG]B?$", description="Disk per job, e.g. 20G.")
     spot: bool = Field(default=False, description="Run on spot / preemptible capacity.")
+    use_firecracker: bool = Field(
+        default=True,
+        description="One microVM per job (EXECUTOR_USE_FIRECRACKER); needs KVM: a metal type on AWS, nested "
+        "virtualization on Google (the module enables it). false = Docker containers on any machine type.",
+    )
     group_name: str | None = Field(default=None, description="Override of the instance group's name.")
 
     @model_validator(mode="after")

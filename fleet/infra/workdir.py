@@ -46,6 +46,7 @@ def _pool_vars(config: FleetConfig, pool: PoolConfig) -> dict[str, Any]:
         "job_memory": pool.job_memory,
         "firecracker_disk_space": pool.job_disk,
         "use_spot": pool.spot,
+        "use_firecracker": pool.use_firecracker,
     }
 
 
@@ -123,6 +124,7 @@ def _executor_common() -> dict[str, Any]:
         "job_num_cpus": "${each.value.job_num_cpus}",
         "job_memory": "${each.value.job_memory}",
         "firecracker_disk_space": "${each.value.firecracker_disk_space}",
+        "use_firecracker": "${each.value.use_firecracker}",
         "docker_registry_mirror": "${module.docker_mirror.url}",
         "docker_registry_node_exporter_url": "${module.docker_mirror.node_exporter_url}",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def test_validate_all_good(env: dict[str, str]) -> None:
     assert lines[0].startswith("✓ configuration: queues batches, runtime docker")
     assert any(line.startswith("✓ git 2.") and "(>= 2.26)" in line for line in lines)
     assert any(line.startswith("✓ runtime docker: Docker Engine") for line in lines)
+    assert "✓ step limits: at most 4096 processes, no-new-privileges, reduced caps" in lines
     assert lines[-1].startswith("✓ server http://127.0.0.1:") and lines[-1].endswith("executor secret accepted")
 
 
@@ -178,6 +180,22 @@ def test_every_help_has_examples_and_version_is_printed() -> None:
     assert version.returncode == 0 and version.stdout.startswith("executor ") and len(version.stdout.split()) == 2
     missing = executor(env)  # the default command is run, which needs the configuration
     assert missing.returncode == 2 and "EXECUTOR_FRONTEND_URL is not set" in missing.stderr
+
+
+def test_every_command_line_in_the_docs_parses() -> None:
+    """Each `executor ...` line of docs/executor.md's shell examples, with --help added: options that do not exist
+    (or a command that was renamed) fail to parse."""
+    docs = Path(__file__).parents[2] / "docs" / "executor.md"
+    blocks = re.findall(r"```bash\n(.*?)```", docs.read_text(), re.S)
+    lines = [line.split("#")[0].split() for block in blocks for line in block.splitlines()]
+    commands = [
+        words[[w.startswith("EXECUTOR_") and "=" in w for w in words].index(False) :] for words in lines if words
+    ]
+    commands = [words[1:] for words in commands if words[0] == "executor"]
+    assert len(commands) >= 8
+    for args in commands:
+        result = executor({"PATH": os.environ["PATH"]}, *args, "--help")
+        assert result.returncode == 0 and "Usage: executor" in result.stdout, (args, result.stderr)
 
 
 def test_help_imports_no_docker_sdk_httpx_or_configuration() -> None:

@@ -18,7 +18,7 @@ from executor_agent.config import ExecutorSettings
 from executor_agent.job import JobSpec, StopReason, StopSignal
 from executor_agent.logstream import LogEntry
 from executor_agent.redaction import Redactor
-from executor_agent.runtimes.base import Runtime, StepResult, StepRun
+from executor_agent.runtimes.base import Runtime, RuntimeUnavailable, StepResult, StepRun
 from executor_agent.runtimes.docker import DockerRuntime
 from executor_agent.runtimes.shell import ShellRuntime
 from executor_agent.workspace import Workspace, create
@@ -205,6 +205,7 @@ def test_docker_step_cannot_mknod_or_gain_privileges_but_builds_work(
             "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
             "if mknod /tmp/disk b 8 0 2>/tmp/mknod.err; then echo MKNOD-WORKED; else echo mknod refused; fi",
             "cat /tmp/mknod.err",
+            "su -s /bin/sh nobody -c 'id -u'",  # changing to another user of the image still works
         ),
         workspace,
         out,
@@ -223,3 +224,30 @@ def test_docker_step_cannot_mknod_or_gain_privileges_but_builds_work(
     assert lines[4] == "stdout: 4096"
     assert lines[5] == "stdout: mknod refused"
     assert "Operation not permitted" in lines[6]
+    assert lines[7] == "stdout: 65534"
+
+
+def test_test_vm_sandbox_never_pulls_a_missing_image(
+    docker_runtime: DockerRuntime, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pulls: list[str] = []
+    monkeypatch.setattr(docker_runtime.client.images, "pull", lambda image, **kw: pulls.append(image))
+    monkeypatch.setenv("EXECUTOR_TEST_VM_IMAGE", "acme/not-here:2")
+    with pytest.raises(RuntimeUnavailable, match="image 'acme/not-here:2' is not present in the Docker Engine"):
+        docker_runtime.start_sandbox(workspace, "executor-test-vm-x")
+    assert pulls == [], "a missing image must not be pulled (from the internet) by test-vm"
+    assert docker_runtime.client.containers.list(all=True, filters={"name": "executor-test-vm-x"}) == []
+
+
+@pytest.mark.parametrize("directory", [".", "./", "", "./sub/"])
+def test_dot_dirs_name_the_workspace_in_both_runtimes(
+    docker_runtime: DockerRuntime, workspace: Workspace, directory: str
+) -> None:
+    shell = ShellRuntime(make_settings(EXECUTOR_RUNTIME="shell", EXECUTOR_JOB_MEMORY="0"), "test-executor")
+    expected = {"docker": "/data", "shell": str(workspace.path)}
+    for name, runtime in (("docker", docker_runtime), ("shell", shell)):
+        out = entry()
+        result = run_step(runtime, step("pwd", dir=directory), workspace, out, StopSignal())
+        out.finish(result.exit_code)
+        suffix = "/sub" if "sub" in directory else ""
+        assert result.exit_code == 0 and out.output().splitlines()[-1] == f"stdout: {expected[name]}{suffix}", name

@@ -110,3 +110,13 @@ def typed_blocks(directory: Path, kind: str) -> dict[str, set[str]]:
             assert isinstance(named, dict)
             found.setdefault(str(unquote(rtype)), set()).update(str(unquote(n)) for n in named)
     return found
+
+
+def test_google_executors_enable_nested_virtualisation_exactly_for_firecracker() -> None:
+    # Google's provider is not installed here, so this reads the template instead of planning it.
+    templates = blocks(REPO_TERRAFORM / "google" / "modules" / "executors", "resource")[
+        "google_compute_instance_template"
+    ]
+    features = templates['"this"']["advanced_machine_features"]  # python-hcl2 keeps the label's quotes
+    features = features[0] if isinstance(features, list) else features
+    assert features["enable_nested_virtualization"] == "${var.use_firecracker}"

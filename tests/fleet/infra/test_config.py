@@ -126,3 +126,20 @@ def test_missing_config_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--config", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2
     assert "no such fleet config" in result.stderr
+
+
+@pytest.mark.parametrize("cloud", ["aws", "google"])
+def test_use_firecracker_reaches_the_executors_module(tmp_path: Path, cloud: str) -> None:
+    from fleet.infra.workdir import module_root, render
+
+    text = GOOD.replace('job_memory = "8G"', 'job_memory = "8G"\nuse_firecracker = false')
+    if cloud == "google":
+        text = text.replace('cloud = "aws"', 'cloud = "google"\nproject = "acme"').replace("us-west-2", "us-central1")
+        text = text.replace('backend = "s3"', 'backend = "gcs"').replace("c5n.metal", "n2-standard-8")
+    config = load_config(write(tmp_path, text))
+    main, values = render(config, module_root(config), tmp_path / "work")
+    assert {name: pool["use_firecracker"] for name, pool in values["pools"].items()} == {
+        "batches": True,
+        "multi": False,
+    }
+    assert main["module"]["executors"]["use_firecracker"] == "${each.value.use_firecracker}"

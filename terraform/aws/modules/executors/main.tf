@@ -102,6 +102,15 @@ resource "aws_iam_instance_profile" "this" {
   tags = local.tags
 }
 
+# A microVM per job needs /dev/kvm. A warning, not an error: the executor itself refuses to start without usable KVM
+# (`executor validate` says why), and EC2 may offer KVM on more types than .metal.
+check "kvm_for_firecracker" {
+  assert {
+    condition     = !var.use_firecracker || endswith(var.machine_type, ".metal")
+    error_message = "use_firecracker = true runs a microVM per job, which needs KVM; EC2 offers it on .metal instance types and machine_type is ${var.machine_type}: pick one such as c5n.metal, or set use_firecracker = false"
+  }
+}
+
 resource "aws_launch_template" "this" {
   name_prefix            = "${local.name}-"
   image_id               = var.ami

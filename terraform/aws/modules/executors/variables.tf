@@ -43,7 +43,7 @@ variable "ami" {
 variable "machine_type" {
   type        = string
   default     = "c5n.metal"
-  description = "EC2 instance type. Firecracker isolation needs a metal type (KVM); `use_firecracker = false` runs anywhere."
+  description = "EC2 instance type. The default is a metal type: a microVM per job (`use_firecracker`) needs KVM, which EC2 offers on .metal types; `use_firecracker = false` runs anywhere."
 }
 
 variable "boot_disk_size" {

@@ -221,3 +221,36 @@ run "passes_extra_agent_settings" {
     error_message = "extra_env settings must reach the env file"
   }
 }
+
+run "default_instance_type_has_kvm_for_the_default_microvm_runtime" {
+  command = plan
+
+  assert {
+    condition     = var.use_firecracker && endswith(aws_launch_template.this.instance_type, ".metal")
+    error_message = "with use_firecracker (the default) the default instance type must be a metal type (KVM)"
+  }
+}
+
+run "firecracker_on_a_type_without_kvm_is_flagged" {
+  command = plan
+
+  variables {
+    machine_type = "m5.large"
+  }
+
+  expect_failures = [check.kvm_for_firecracker]
+}
+
+run "docker_runtime_runs_on_any_type" {
+  command = plan
+
+  variables {
+    machine_type    = "m5.large"
+    use_firecracker = false
+  }
+
+  assert {
+    condition     = aws_launch_template.this.instance_type == "m5.large"
+    error_message = "use_firecracker = false must keep the chosen instance type"
+  }
+}

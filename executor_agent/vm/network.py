@@ -11,12 +11,14 @@ import logging
 import re
 import socket
 import subprocess
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from executor_agent.install import BLOCKED_RANGES, METADATA_ENDPOINT
 
 log = logging.getLogger(__name__)
+_chain_lock = threading.Lock()
 
 TAP_PREFIX = "fc-"
 CHAIN = "EXECUTOR-FLEET-VM"
@@ -84,10 +86,11 @@ def setup(
     _run(netns, ["ip", "addr", "add", f"{net.host_ip}/30", "dev", net.tap])
     _run(netns, ["ip", "link", "set", net.tap, "up"])
     _run(netns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
-    if _run(netns, ["iptables", "-n", "-L", CHAIN], check=False).returncode != 0:
-        _run(netns, ["iptables", "-N", CHAIN])
-        for rule in filter_rules(mirror_url, frontend_url):
-            _run(netns, ["iptables", "-A", CHAIN, *rule])
+    with _chain_lock:  # jobs boot concurrently (EXECUTOR_MAXIMUM_NUM_JOBS): one of them makes the shared chain
+        if _run(netns, ["iptables", "-n", "-L", CHAIN], check=False).returncode != 0:
+            _run(netns, ["iptables", "-N", CHAIN])
+            for rule in filter_rules(mirror_url, frontend_url):
+                _run(netns, ["iptables", "-A", CHAIN, *rule])
     _run(netns, ["iptables", "-I", "FORWARD", "-i", net.tap, *tag, "-j", CHAIN])
     # The guest reaches nothing on the host itself but what it asked for.
     _run(netns, ["iptables", "-I", "INPUT", "-i", net.tap, *tag, "-j", "DROP"])

@@ -186,3 +186,12 @@ def test_network_rules_in_a_namespace(ns: str) -> None:
 def test_guest_agent_is_valid_shell() -> None:
     proc = subprocess.run(["busybox", "sh", "-n", str(assets.AGENT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_install_vm_for_firecracker_unpacks_an_elf_kernel(tmp_path: Path) -> None:
+    """Firecracker boots only uncompressed ELF kernels: install vm unpacks the bzImage's payload (lz4 on Debian)."""
+    vh.require_tools()
+    out: list[str] = []
+    assert assets.install_vm(settings(tmp_path, EXECUTOR_VM_BACKEND="firecracker"), False, out.append) == 0, out
+    vmlinux = (tmp_path / "assets" / "vmlinux").read_bytes()
+    assert vmlinux[:4] == b"\x7fELF" and len(vmlinux) > (tmp_path / "assets" / "vmlinuz").stat().st_size

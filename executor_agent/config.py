@@ -200,6 +200,40 @@ class ExecutorSettings(BaseSettings):
             data["EXECUTOR_RUNTIME"] = "docker"
         return data
 
+    # --- MicroVM runtime (EXECUTOR_USE_FIRECRACKER=true); docs/executor.md "MicroVM isolation" ---
+    vm_backend: str = _env(
+        "EXECUTOR_VM_BACKEND", "firecracker", "Monitor of the microVM runtime: firecracker, or qemu (-M microvm)."
+    )
+    vm_allow_emulation: bool = _env(
+        "EXECUTOR_VM_ALLOW_EMULATION", False, "qemu backend: boot in software emulation (TCG) where KVM is unusable."
+    )
+    vm_assets_dir: str = _env(
+        "EXECUTOR_VM_ASSETS_DIR", "/var/lib/executor/vm", "Kernel, initrd and image cache of `executor install vm`."
+    )
+    vm_image_cache_size: Size = _env(
+        "EXECUTOR_VM_IMAGE_CACHE_SIZE", "20G", "Bound of the step-image disk cache (least recently used go first)."
+    )
+
+    @field_validator("vm_backend")
+    @classmethod
+    def _vm_backend(cls, v: str) -> str:
+        if v not in ("firecracker", "qemu"):
+            raise ValueError("must be firecracker or qemu")
+        return v
+
+    @model_validator(mode="after")
+    def _vm_sizing(self) -> ExecutorSettings:
+        if self.runtime == RuntimeName.FIRECRACKER and self.job_memory <= 0:
+            raise ValueError(
+                "EXECUTOR_JOB_MEMORY|0 (unbounded) is not possible for a microVM; give each VM its memory, "
+                "e.g. EXECUTOR_JOB_MEMORY=12G"
+            )
+        if self.runtime == RuntimeName.FIRECRACKER and self.job_num_cpus < 1:
+            raise ValueError("EXECUTOR_JOB_NUM_CPUS|a microVM needs at least 1 vCPU, e.g. EXECUTOR_JOB_NUM_CPUS=4")
+        return self
+
+    # --- end of the microVM block ---
+
     @field_validator("frontend_url")
     @classmethod
     def _url(cls, v: str) -> str:

@@ -7,6 +7,10 @@ list=${1:-scripts/system-packages.txt}
 missing=()
 while read -r cmd pkg; do
   [[ -z "${cmd}" || "${cmd}" == \#* ]] && continue
+  if [[ "$cmd" == /* ]]; then
+    compgen -G "$cmd" >/dev/null || missing+=("$pkg")
+    continue
+  fi
   if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$cmd" && ! -x "/usr/bin/$cmd" ]]; then
     # PostgreSQL's server binaries live outside PATH on Debian.
     if [[ "$cmd" == initdb ]] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then continue; fi

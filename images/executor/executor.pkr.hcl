@@ -50,6 +50,18 @@ variable "deb_dir" {
   description = "Folder of .deb files installed first (air-gapped builds, or a pinned Docker); empty = none."
 }
 
+variable "firecracker_version" {
+  type        = string
+  default     = "v1.7.0"
+  description = "Firecracker release the image installs (with its jailer) for the microVM runtime."
+}
+
+variable "firecracker_sha256" {
+  type        = string
+  default     = ""
+  description = "sha256 of firecracker-<version>-x86_64.tgz: the pin. Empty: no Firecracker (the qemu backend only)."
+}
+
 variable "aws_region" {
   type        = string
   default     = "us-west-2"
@@ -97,6 +109,8 @@ locals {
   flags = join(" ", compact([
     var.wheelhouse != "" ? "--wheelhouse ${local.work}/wheelhouse" : "",
     "--deb-dir ${local.work}/debs",
+    "--vm-packages",
+    var.firecracker_sha256 != "" ? "--firecracker-tarball ${local.work}/firecracker.tgz --firecracker-sha256 ${var.firecracker_sha256}" : "",
   ]))
   labels = {
     "executor-fleet-image"   = "executor"
@@ -183,6 +197,13 @@ build {
     inline = [
       "curl -fsSL -o /tmp/add-google-cloud-ops-agent-repo.sh https://dl.google.com/cloudagents/add-google-cloud-ops-agent-repo.sh",
       "sudo bash /tmp/add-google-cloud-ops-agent-repo.sh --also-install",
+    ]
+  }
+
+  # The pinned Firecracker release; provision-executor.sh checks it against firecracker_sha256 before installing.
+  provisioner "shell" {
+    inline = [
+      "if [ -n '${var.firecracker_sha256}' ]; then curl -fsSL -o ${local.work}/firecracker.tgz https://github.com/firecracker-microvm/firecracker/releases/download/${var.firecracker_version}/firecracker-${var.firecracker_version}-x86_64.tgz; fi",
     ]
   }
 

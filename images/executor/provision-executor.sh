@@ -14,6 +14,8 @@ PREFIX=/opt/executor-fleet
 HOOK_DIR=/usr/local/libexec/executor-fleet
 UNIT_DIR=/etc/systemd/system
 PACKAGES=(ca-certificates curl git docker.io python3 python3-venv prometheus-node-exporter rsyslog)
+# What the microVM runtime needs (docs/executor.md, "MicroVM isolation"): QEMU, the guest kernel, disk and net tools.
+VM_PACKAGES=(qemu-system-x86 linux-image-cloud-amd64 e2fsprogs iproute2 iptables busybox-static dmsetup binutils lz4)
 
 usage() {
   cat <<EOF
@@ -29,6 +31,10 @@ Options:
   --extra-packages "P…" more Debian packages to install (e.g. awscli for the AWS drain hook)
   --no-poweroff         keep the machine up when the executor exits 0 (machines you bring yourself)
   --skip-install-all    do not run \`executor install\` now (executor.service still runs it at start)
+  --vm-packages         also install what the microVM runtime needs (QEMU, the cloud kernel, e2fsprogs, ...)
+  --firecracker-tarball FILE --firecracker-sha256 HEX
+                        install Firecracker and its jailer from this release tarball, checked against HEX
+                        (install-firecracker.sh; the Packer template downloads the pinned release)
   -h, --help            this help
 
 Environment: PIP_INDEX_URL and friends are honoured when --wheelhouse is not given.
@@ -41,6 +47,9 @@ DEB_DIR=""
 EXTRA_PACKAGES=""
 POWEROFF=1
 INSTALL_ALL=1
+VM=0
+FC_TARBALL=""
+FC_SHA256=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheelhouse) WHEELHOUSE=${2:-}; shift 2 || usage_error "--wheelhouse needs a directory" ;;
@@ -48,6 +57,9 @@ while [ $# -gt 0 ]; do
     --extra-packages) EXTRA_PACKAGES=${2:-}; shift 2 || usage_error "--extra-packages needs package names" ;;
     --no-poweroff) POWEROFF=0; shift ;;
     --skip-install-all) INSTALL_ALL=0; shift ;;
+    --vm-packages) VM=1; shift ;;
+    --firecracker-tarball) FC_TARBALL=${2:-}; shift 2 || usage_error "--firecracker-tarball needs a file" ;;
+    --firecracker-sha256) FC_SHA256=${2:-}; shift 2 || usage_error "--firecracker-sha256 needs the sha256" ;;
     -h | --help) usage; exit 0 ;;
     -*) usage_error "unknown option $1" ;;
     *)
@@ -75,12 +87,20 @@ fi
 if [ -n "$DEB_DIR" ] && [ ! -d "$DEB_DIR" ]; then
   usage_error "--deb-dir $DEB_DIR is not a directory; pass the folder holding the .deb files"
 fi
+if [ -n "$FC_TARBALL" ] && [ -z "$FC_SHA256" ]; then
+  usage_error "--firecracker-tarball $FC_TARBALL needs --firecracker-sha256 (the release's pinned checksum)"
+fi
 SOURCE=$(realpath "$SOURCE")
 require_root
 
 # --- Debian packages ----------------------------------------------------------------------------------------
 read -r -a extra <<<"$EXTRA_PACKAGES"
+[ "$VM" -eq 0 ] || extra+=("${VM_PACKAGES[@]}")
 install_debs "$DEB_DIR" "${PACKAGES[@]}" "${extra[@]}"
+if [ -n "$FC_TARBALL" ]; then
+  "$HERE/install-firecracker.sh" --tarball "$FC_TARBALL" --sha256 "$FC_SHA256" ||
+    die "Firecracker not installed (see above)"
+fi
 
 # --- the executor program -----------------------------------------------------------------------------------
 # A fingerprint of what was installed: the same wheel/sdist/tree again means nothing to do.

@@ -1,4 +1,4 @@
-"""The agent's configuration: the seeds' environment variables (CONTRACT section 5), read once at start.
+"""The agent's configuration: the seeds' environment variables (docs/executor.md, "Configuration"), read once at start.
 
 A bad or missing value stops the program before it does anything, with one line per variable naming it, the bad
 value and an example of a good one (exit 2).

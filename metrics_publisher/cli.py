@@ -1,4 +1,4 @@
-"""`metrics-publisher`: publishes every queue's size for the autoscalers (CONTRACT section 6)."""
+"""`metrics-publisher`: publishes every queue's size for the autoscalers (docs/metrics-publisher.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration of `metrics-publisher` (CONTRACT section 6), read from the environment.
+"""Configuration of `metrics-publisher` (docs/metrics-publisher.md), read from the environment.
 
 Every problem is reported as one line that names the variable, says what is wrong and how to fix it, so
 that the process can exit 2 before anything is sent.

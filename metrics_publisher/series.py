@@ -18,7 +18,7 @@ class Sample:
 
 
 def group_name(queues: Iterable[str]) -> str:
-    """The `queueName` of a multi-queue fleet: its queue names sorted and joined by `_` (CONTRACT 6)."""
+    """The `queueName` of a multi-queue fleet: its queue names sorted and joined by `_` (docs/metrics-publisher.md)."""
     return "_".join(sorted(queues))
 
 

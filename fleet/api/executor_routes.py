@@ -1,4 +1,4 @@
-"""The executor protocol (CONTRACT section 3): what `executor` processes call under /.executors/.
+"""The executor protocol (docs/protocol.md): what `executor` processes call under /.executors/.
 
 These are plain Starlette routes, not FastAPI ones: every executor calls them several times per job, and FastAPI's
 dependency solving and response validation cost more than the store work behind them. Bodies are still validated

@@ -24,7 +24,7 @@ from fleet.settings import ServerSettings
 from fleet.store import Store, StoreConfig
 
 EXECUTOR_TOKEN = "e" * 24
-API_TOKEN = "api-token"
+API_TOKEN = "api-token-for-the-wakeup-tests"
 SPEC = {"queue": "batches", "dockerSteps": [{"image": "busybox", "commands": ["true"]}]}
 
 

@@ -69,7 +69,7 @@ def test_run_script_dir(directory: str, cd: str) -> None:
 
 BASE_ENV = {
     "EXECUTOR_FRONTEND_URL": "http://fleet.example.com:3080",
-    "EXECUTOR_FRONTEND_PASSWORD": "pw",
+    "EXECUTOR_FRONTEND_PASSWORD": "pw" * 10,
     "EXECUTOR_QUEUE_NAME": "batches",
 }
 

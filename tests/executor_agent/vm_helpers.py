@@ -39,7 +39,7 @@ def require_tools() -> None:
 def vm_settings(assets_dir: Path, work: Path, docker_host: str, **env: str) -> ExecutorSettings:
     values = {
         "EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1",
-        "EXECUTOR_FRONTEND_PASSWORD": "pw",
+        "EXECUTOR_FRONTEND_PASSWORD": "pw" * 10,
         "EXECUTOR_QUEUE_NAME": "batches",
         "EXECUTOR_USE_FIRECRACKER": "true",
         "EXECUTOR_VM_BACKEND": "qemu",

@@ -20,6 +20,7 @@ from fleet.api.auth import api_token_ok, tokens_equal
 from fleet.api.jobs_routes import JobId
 from fleet.api.log_stream import stream_response
 from fleet.durations import MISSING, format_duration
+from fleet.schemas import MAX_INT64
 from fleet.states import TERMINAL, JobState
 from fleet.store import Store
 from fleet.store.errors import Conflict, NotFound
@@ -104,7 +105,7 @@ def jobs_page(
     request: Request,
     queue: str = "",
     state: str = "",
-    before: int | None = Query(None, ge=1),
+    before: int | None = Query(None, ge=1, le=MAX_INT64),
 ) -> Response:
     if not _signed_in(request):
         return _login(request)

@@ -37,7 +37,9 @@ def list_jobs(
     queue: str | None = None,
     state: JobState | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    before: int | None = Query(None, ge=1, description="Only jobs with a smaller id: the next page of a listing."),
+    before: int | None = Query(
+        None, ge=1, le=MAX_INT64, description="Only jobs with a smaller id: the next page of a listing."
+    ),
 ) -> dict[str, Any]:
     store = _store(request)
     if queue and queue not in store.queues.names():

@@ -30,14 +30,14 @@ def env(monkeypatch: pytest.MonkeyPatch) -> SetEnv:
 
 
 def test_max_num_jobs_is_maximum_num_jobs(env: SetEnv) -> None:
-    env(EXECUTOR_FRONTEND_PASSWORD="s", EXECUTOR_MAX_NUM_JOBS="3")
+    env(EXECUTOR_FRONTEND_PASSWORD="s" * 20, EXECUTOR_MAX_NUM_JOBS="3")
     assert load_settings().maximum_num_jobs == 3
-    env(EXECUTOR_FRONTEND_PASSWORD="s", EXECUTOR_MAX_NUM_JOBS="3", EXECUTOR_MAXIMUM_NUM_JOBS="3")
+    env(EXECUTOR_FRONTEND_PASSWORD="s" * 20, EXECUTOR_MAX_NUM_JOBS="3", EXECUTOR_MAXIMUM_NUM_JOBS="3")
     assert load_settings().maximum_num_jobs == 3
 
 
 def test_max_num_jobs_contradicting_maximum_num_jobs_is_refused(env: SetEnv) -> None:
-    env(EXECUTOR_FRONTEND_PASSWORD="s", EXECUTOR_MAX_NUM_JOBS="3", EXECUTOR_MAXIMUM_NUM_JOBS="2")
+    env(EXECUTOR_FRONTEND_PASSWORD="s" * 20, EXECUTOR_MAX_NUM_JOBS="3", EXECUTOR_MAXIMUM_NUM_JOBS="2")
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert str(err.value) == (
@@ -47,19 +47,22 @@ def test_max_num_jobs_contradicting_maximum_num_jobs_is_refused(env: SetEnv) -> 
 
 
 def test_registration_token_is_the_shared_secret(env: SetEnv) -> None:
-    env(EXECUTOR_REGISTRATION_TOKEN="tok-123")
-    assert load_settings().frontend_password == "tok-123"
-    env(EXECUTOR_REGISTRATION_TOKEN="tok-123", EXECUTOR_FRONTEND_PASSWORD="other")
+    env(EXECUTOR_REGISTRATION_TOKEN="tok-123-of-the-seed-variable-tests")
+    assert load_settings().frontend_password == "tok-123-of-the-seed-variable-tests"
+    env(
+        EXECUTOR_REGISTRATION_TOKEN="tok-123-of-the-seed-variable-tests",
+        EXECUTOR_FRONTEND_PASSWORD="another-secret-of-20-chars",
+    )
     with pytest.raises(ConfigError, match="set only EXECUTOR_FRONTEND_PASSWORD"):
         load_settings()
 
 
 def test_backend_docker_selects_the_docker_runtime(env: SetEnv) -> None:
-    env(EXECUTOR_FRONTEND_PASSWORD="s")
+    env(EXECUTOR_FRONTEND_PASSWORD="s" * 20)
     assert load_settings().runtime == RuntimeName.FIRECRACKER  # the seed default on Linux, for contrast
-    env(EXECUTOR_FRONTEND_PASSWORD="s", EXECUTOR_BACKEND="docker")
+    env(EXECUTOR_FRONTEND_PASSWORD="s" * 20, EXECUTOR_BACKEND="docker")
     assert load_settings().runtime == RuntimeName.DOCKER
-    env(EXECUTOR_FRONTEND_PASSWORD="s", EXECUTOR_BACKEND="docker", EXECUTOR_RUNTIME="shell")
+    env(EXECUTOR_FRONTEND_PASSWORD="s" * 20, EXECUTOR_BACKEND="docker", EXECUTOR_RUNTIME="shell")
     with pytest.raises(ConfigError, match="contradicts EXECUTOR_RUNTIME=shell"):
         load_settings()
 
@@ -78,7 +81,7 @@ def test_backend_docker_selects_the_docker_runtime(env: SetEnv) -> None:
 )
 def test_other_backends_stop_the_program_with_one_line(backend: str, line: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTOR_")}
-    env.update(BASE, EXECUTOR_FRONTEND_PASSWORD="s", EXECUTOR_BACKEND=backend)
+    env.update(BASE, EXECUTOR_FRONTEND_PASSWORD="s" * 20, EXECUTOR_BACKEND=backend)
     done = subprocess.run(
         [sys.executable, "-m", "executor_agent", "run"], env=env, capture_output=True, text=True, timeout=60
     )

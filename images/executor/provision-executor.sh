@@ -151,7 +151,7 @@ elif [ -f "$ENV_FILE" ]; then
     die "executor install all failed (settings from $ENV_FILE)"
 else
   # The command insists on the required settings even for the Docker step; these placeholders reach no server.
-  EXECUTOR_FRONTEND_URL=http://settings-come-at-boot.invalid EXECUTOR_FRONTEND_PASSWORD=unset \
+  EXECUTOR_FRONTEND_URL=http://settings-come-at-boot.invalid EXECUTOR_FRONTEND_PASSWORD=placeholder-settings-come-at-boot \
     EXECUTOR_QUEUE_NAME=unset EXECUTOR_QUEUE_NAMES="" "$PREFIX/bin/executor" install docker ||
     die "executor install docker failed"
 fi

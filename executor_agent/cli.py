@@ -233,6 +233,7 @@ def cmd_test_vm(settings: ExecutorSettings, repo: str, revision: str, name_only:
     from executor_agent import workspace as ws
     from executor_agent.config import make_executor_name
     from executor_agent.job import JobSpec, StopSignal
+    from executor_agent.jobrunner import clone_env
     from executor_agent.logstream import LogEntry
     from executor_agent.redaction import DEFAULT_REPLACEMENT, Redactor
     from executor_agent.runtimes import RuntimeUnavailable, make_runtime
@@ -253,13 +254,14 @@ def cmd_test_vm(settings: ExecutorSettings, repo: str, revision: str, name_only:
     if repo:
         job = JobSpec(id=0, repositoryName=repo, commit=revision)
         redactor = Redactor({settings.frontend_password: DEFAULT_REPLACEMENT})
-        auth = f"token-executor {settings.frontend_password}"
-        for key, argv in ws.clone_commands(job, settings.frontend_url, name, authorization=auth):
+        # The shared secret reaches git through its environment, as a job's token does: never on a command line.
+        env = clone_env(job, name, authorization=f"token-executor {settings.frontend_password}")
+        for key, argv in ws.clone_commands(job, settings.frontend_url, name):
             if key == "setup.git.checkout":
                 # What the fetch just fetched: a symbolic revision such as HEAD names nothing in a fresh clone.
                 argv = [*argv[:-1], "FETCH_HEAD"]
             entry = LogEntry(key, argv, redactor, 1 << 20)
-            code = run_host_command(argv, workspace.path, entry, StopSignal())
+            code = run_host_command(argv, workspace.path, entry, StopSignal(), env=env)
             entry.finish(code)
             if code != 0:
                 typer.echo(f"executor: {key} failed with exit code {code}:\n{entry.output()}", err=True)

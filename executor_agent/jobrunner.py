@@ -28,6 +28,13 @@ GIT_ENV_NAMES = (*BASE_ENV_NAMES, "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http
                  "GIT_SSL_CAINFO", "SSL_CERT_FILE")  # fmt: skip
 
 
+def clone_env(job: JobSpec, executor_name: str, authorization: str = "") -> dict[str, str]:
+    """git's environment for the clone: not the executor's own (it holds EXECUTOR_FRONTEND_PASSWORD), plus the
+    headers as GIT_CONFIG_* (the token never on a command line)."""
+    env = {k: os.environ[k] for k in GIT_ENV_NAMES if k in os.environ} | {"GIT_TERMINAL_PROMPT": "0"}
+    return env | ws.git_auth_env(job, executor_name, authorization)
+
+
 class JobRunner:
     def __init__(
         self,
@@ -106,9 +113,7 @@ class JobRunner:
     def _execute(self, job: JobSpec, workspace: ws.Workspace, streamer: LogStreamer, stop: StopSignal) -> None:
         if job.repositoryName:
             checkout = ws.checkout_dir(workspace, job)
-            # Not the executor's own environment: it holds EXECUTOR_FRONTEND_PASSWORD.
-            env = {k: os.environ[k] for k in GIT_ENV_NAMES if k in os.environ} | {"GIT_TERMINAL_PROMPT": "0"}
-            env |= ws.git_auth_env(job, self.api.executor_name)  # the token never on a command line
+            env = clone_env(job, self.api.executor_name)
             for key, argv in ws.clone_commands(job, self.settings.frontend_url, self.api.executor_name):
                 if stop.is_set():
                     return

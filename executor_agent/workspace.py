@@ -48,14 +48,15 @@ def create(root: Path, prefix: str, job_id: int, executor_name: str) -> Workspac
     return Workspace(job_dir, job_dir / "workspace")
 
 
-def git_auth_env(job: JobSpec, executor_name: str) -> dict[str, str]:
+def git_auth_env(job: JobSpec, executor_name: str, authorization: str = "") -> dict[str, str]:
     """The job token and identity headers as git configuration in the environment (GIT_CONFIG_COUNT, git >= 2.31).
 
     Never on git's command line: any process on the host reads /proc/*/cmdline, while a process's environment is
-    readable only by its own user.
+    readable only by its own user. `authorization` replaces the job token's header (`executor test-vm` clones with
+    the operator's own secret, which must stay off the command line just the same).
     """
     headers = [
-        f"Authorization: Bearer {job.token}",
+        f"Authorization: {authorization or 'Bearer ' + job.token}",
         f"X-Sourcegraph-Job-ID: {job.id}",
         f"X-Sourcegraph-Executor-Name: {executor_name}",
     ]
@@ -66,26 +67,13 @@ def git_auth_env(job: JobSpec, executor_name: str) -> dict[str, str]:
     return env
 
 
-def clone_commands(
-    job: JobSpec, frontend_url: str, executor_name: str, authorization: str = ""
-) -> list[tuple[str, list[str]]]:
+def clone_commands(job: JobSpec, frontend_url: str, executor_name: str) -> list[tuple[str, list[str]]]:
     """The setup.git.* commands, as the seeds' executor runs them: init, one-commit fetch, sparse config, checkout.
 
-    The job's token goes in the environment (git_auth_env), never in the URL or the arguments. `authorization`
-    (an operator's own secret, for `executor test-vm`) is still passed with -c.
+    No secret in the URL or the arguments: the headers go in the environment (git_auth_env).
     """
     url = f"{frontend_url}/.executors/git/{quote(job.repositoryName, safe='/')}"
     auth = ["-c", "protocol.version=2"]
-    if authorization:
-        auth = [
-            "-c",
-            f"http.extraHeader=Authorization: {authorization}",
-            "-c",
-            f"http.extraHeader=X-Sourcegraph-Job-ID: {job.id}",
-            "-c",
-            f"http.extraHeader=X-Sourcegraph-Executor-Name: {executor_name}",
-            *auth,
-        ]
     fetch = ["git", *auth, "fetch", "--progress", "--no-recurse-submodules", "--force"]
     fetch += ["--tags"] if job.fetchTags else ["--no-tags"]
     if job.shallowClone:

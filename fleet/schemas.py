@@ -68,8 +68,9 @@ QueueName = Annotated[str, Field(json_schema_extra={"pattern": QUEUE_NAME_PATTER
 
 
 def check_file_names(names: list[str]) -> None:
-    """Names no file system can hold are refused at submit, not retried as executor errors. Where a name may
-    point (`..`, absolute, through symlinks in the clone) only the agent can judge: it fails the job."""
+    """Names no file system can hold, and names that leave the workspace by their text alone (absolute, or `..`
+    climbing above it), are refused at submit, not retried as executor errors. Where a name points through
+    symlinks in the clone only the agent can judge: it fails the job."""
     seen: set[tuple[str, ...]] = set()
     for name in names:
         label = f"files[{name!r}]"
@@ -77,6 +78,13 @@ def check_file_names(names: list[str]) -> None:
             raise ValueError(f"{label}: contains a NUL byte")
         if len(name.encode()) > MAX_FILE_PATH_BYTES:
             raise ValueError(f"{label}: the path is longer than {MAX_FILE_PATH_BYTES} bytes")
+        if name.startswith("/"):
+            raise ValueError(f"{label}: is absolute; files are written relative to the workspace")
+        depth = 0
+        for part in name.split("/"):
+            depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
+            if depth < 0:
+                raise ValueError(f"{label}: '..' leads outside the workspace")
         parts = tuple(p for p in name.split("/") if p not in ("", "."))
         if not parts:
             raise ValueError(f"{label}: names the workspace directory itself, not a file")

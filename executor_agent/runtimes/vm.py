@@ -119,12 +119,13 @@ class VMRuntime:
             raise
         console = sandbox.dir / "console.sock"
         pid = sandbox.process.pid if sandbox.process else 0
-        tap = shlex.join([*network.ns_prefix(self.netns), "ip", "link", "del", sandbox.net.tap]) if sandbox.net else ""
+        net = network.removal_commands(sandbox.net.tap, sandbox.name, self.netns) if sandbox.net else []
+        remove = " && ".join([f"kill {pid}", *net, shlex.join(["rm", "-rf", str(sandbox.dir), str(workspace.job_dir)])])
         # Not ours to stop when this process exits: the VM stays until removed (the janitor leaves test-vm-* alone).
         sandbox.process = None
         return (
             f"socat -,raw,echo=0 UNIX-CONNECT:{console}\n"
-            f"  (VM {sandbox.name}, workspace at /data; remove it with: kill {pid} && {tap} && rm -rf {sandbox.dir})"
+            f"  (VM {sandbox.name}, workspace at /data; remove it with: {remove})"
         )
 
     def remove_orphans(self, is_active: Callable[[int], bool]) -> list[str]:

@@ -24,7 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+import docker.errors
+import requests
+
 from executor_agent.config import ExecutorSettings
+from executor_agent.vm import sources
+from executor_agent.vm.rootfs import ImageUnavailable
 
 AGENT = Path(__file__).with_name("guest_agent.sh")
 # What the agent needs from the kernel that Debian's cloud kernel builds as modules, in load order.
@@ -83,15 +89,25 @@ def assets(settings: ExecutorSettings) -> Assets:
     return Assets(Path(settings.vm_assets_dir))
 
 
+def kernel_is_image(configured: str) -> bool:
+    """A value that is not a path (absolute, ./relative, or an existing file) and not the seed's default names a
+    local Docker image."""
+    if not configured or configured.startswith((SEED_KERNEL_IMAGE, "/", ".")):
+        return False
+    return not Path(configured).is_file()
+
+
 def find_kernel(configured: str) -> tuple[Path, Path]:
     """(kernel image, its modules directory) from EXECUTOR_FIRECRACKER_KERNEL_IMAGE: a path to a vmlinuz whose
-    modules are in /lib/modules/<version>, or, for the seed's default image name, the newest installed kernel."""
+    modules are in /lib/modules/<version>, or, for the seed's default image name, the newest installed kernel.
+    (A local Docker image is unpacked by install_vm: sources.kernel_from_image.)"""
     if configured and not configured.startswith(SEED_KERNEL_IMAGE):
         path = Path(configured)
         if not path.is_file():
             raise AssetsMissing(
                 f"EXECUTOR_FIRECRACKER_KERNEL_IMAGE={configured!r}: no such file; give a kernel path such as "
-                "/boot/vmlinuz-6.1.0-27-cloud-amd64 (apt-get install linux-image-cloud-amd64)"
+                "/boot/vmlinuz-6.1.0-27-cloud-amd64 (apt-get install linux-image-cloud-amd64) or a local Docker "
+                "image carrying /boot/vmlinuz-<version> and /lib/modules/<version>"
             )
         version = path.name.removeprefix("vmlinuz-")
         return path, Path("/lib/modules") / version
@@ -192,31 +208,42 @@ def _write(path: Path, data: bytes) -> None:
 def install_vm(settings: ExecutorSettings, dry_run: bool, echo: Callable[[str], None]) -> int:
     """Prepare EXECUTOR_VM_ASSETS_DIR; idempotent (a second run with the same sources changes nothing)."""
     target = assets(settings)
+    client = sources.engine(settings)
+    kernel_image = kernel_is_image(settings.firecracker_kernel_image)
     try:
-        kernel, modules_dir = find_kernel(settings.firecracker_kernel_image)
         busybox = Path(shutil.which("busybox") or "/bin/busybox")
         if not busybox.is_file():
             raise AssetsMissing("busybox not found; apt-get install -y busybox-static")
-        if not (modules_dir / "modules.dep").is_file():
-            raise AssetsMissing(f"no modules for {kernel.name} in {modules_dir}; reinstall its linux-image package")
-    except AssetsMissing as exc:
+        if kernel_image:
+            kernel_id = sources.kernel_image_id(client, settings.firecracker_kernel_image)
+            kernel_source = f"image {settings.firecracker_kernel_image}"
+        else:
+            kernel, modules_dir = find_kernel(settings.firecracker_kernel_image)
+            if not (modules_dir / "modules.dep").is_file():
+                raise AssetsMissing(f"no modules for {kernel.name} in {modules_dir}; reinstall its linux-image package")
+            kernel_source, kernel_id = str(kernel), hashlib.sha256(kernel.read_bytes()).hexdigest()
+        base_id = _base_image(client, settings.firecracker_image)
+    except (AssetsMissing, sources.SourceMissing) as exc:
         echo(f"✗ vm: {exc}")
         return 1
     want = {
-        "kernel": str(kernel),
-        "kernelVersion": modules_dir.name,
-        "kernelSha256": hashlib.sha256(kernel.read_bytes()).hexdigest(),
+        "kernel": kernel_source,
+        "kernelSha256": kernel_id,
         "agentSha256": hashlib.sha256(AGENT.read_bytes()).hexdigest(),
         "busyboxSha256": hashlib.sha256(busybox.read_bytes()).hexdigest(),
         "firecracker": settings.vm_backend == "firecracker",
+        "baseImage": base_id,
     }
     manifest = target.root / "manifest.json"
     try:
         have = json.loads(manifest.read_text())
     except (OSError, ValueError):
         have = {}
-    description = f"kernel {kernel} (modules {modules_dir.name}), initramfs with the guest agent, into {target.root}"
-    if have == want and target.initrd.is_file() and target.kernel_for(settings.vm_backend).is_file():
+    base = f", base image {settings.firecracker_image}" if base_id else ""
+    description = f"kernel {kernel_source}, initramfs with the guest agent{base}, into {target.root}"
+    have.pop("kernelVersion", None)  # known only once the kernel is unpacked
+    done = target.initrd.is_file() and target.kernel_for(settings.vm_backend).is_file()
+    if have == want and done and (target.base.is_file() or not base_id):
         echo(f"✓ vm: already done: {description}")
         return 0
     if dry_run:
@@ -225,16 +252,35 @@ def install_vm(settings: ExecutorSettings, dry_run: bool, echo: Callable[[str], 
     try:
         target.root.mkdir(parents=True, exist_ok=True)
         target.images.mkdir(exist_ok=True)
+        if kernel_image:
+            kernel, modules_dir = sources.kernel_from_image(client, settings.firecracker_kernel_image, target.root)
+        want["kernelVersion"] = modules_dir.name
         shutil.copyfile(kernel, target.vmlinuz)
         if want["firecracker"]:
             _write(target.vmlinux, extract_vmlinux(kernel))
         _write(target.initrd, build_initrd(modules_dir, busybox))
+        if base_id:
+            sources.write_base(client, base_id, target.base)
+        else:
+            target.base.unlink(missing_ok=True)
         _write(manifest, json.dumps(want, indent=2).encode() + b"\n")
-    except (OSError, AssetsMissing) as exc:
+    except (OSError, AssetsMissing, sources.SourceMissing, ImageUnavailable) as exc:
         echo(f"✗ vm: {description}: {exc}")
         return 1
     echo(f"✓ vm: {description}")
     return 0
+
+
+def _base_image(client: docker.DockerClient, configured: str) -> str:
+    """The base image's ID, or "" (image-less steps run in the initramfs's busybox)."""
+    try:
+        return sources.base_image_id(client, configured, SEED_BASE_IMAGE)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        if configured.startswith(SEED_BASE_IMAGE):
+            return ""  # no Engine to ask: the seed's default name only means "the default base"
+        raise sources.SourceMissing(
+            f"EXECUTOR_FIRECRACKER_IMAGE={configured!r}: cannot ask the Docker Engine for it ({exc}); check DOCKER_HOST"
+        ) from None
 
 
 def job_archive(files: dict[str, bytes | None], executable: set[str]) -> bytes:

@@ -57,6 +57,36 @@ def make_ext4(source: Path, dest: Path, label: str, size: int) -> None:
     )  # fmt: skip
 
 
+def export_to_ext4(client: docker.DockerClient, image_id: str, dest: Path, label: str) -> None:
+    """The image's root filesystem as an ext4 disk at dest (written beside it, then renamed: never half-written)."""
+    api = client.api
+    created = api.create_container(image_id, command=["/bin/true"])
+    staging = Path(tempfile.mkdtemp(prefix="rootfs-", dir=dest.parent))
+    try:
+        tree = staging / "tree"
+        tree.mkdir()
+        # tar as root keeps owners, modes and device nodes as the image has them.
+        tar = subprocess.Popen(
+            ["tar", "-x", "--numeric-owner", "-C", str(tree)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert tar.stdin is not None
+        for chunk in api.export(created["Id"]):
+            tar.stdin.write(chunk)
+        tar.stdin.close()
+        if tar.wait() != 0:
+            raise ImageUnavailable(f"unpacking image {image_id}: {tar.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
+        for d in ("data", "proc", "sys", "dev", "tmp", "etc"):
+            (tree / d).mkdir(exist_ok=True)
+        used = _du(tree)
+        tmp = staging / "disk.ext4"
+        make_ext4(tree, tmp, label, max(64 << 20, int(used * 1.3) + (32 << 20)))
+        tmp.replace(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_container(created["Id"], force=True)
+
+
 class ImageCache:
     def __init__(self, root: Path, max_bytes: int, client: docker.DockerClient) -> None:
         self.root = root
@@ -94,32 +124,7 @@ class ImageCache:
             ) from None
 
     def _convert(self, image_id: str, dest: Path, label: str) -> None:
-        api = self.client.api
-        created = api.create_container(image_id, command=["/bin/true"])
-        staging = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.root))
-        try:
-            tree = staging / "tree"
-            tree.mkdir()
-            # tar as root keeps owners, modes and device nodes as the image has them.
-            tar = subprocess.Popen(
-                ["tar", "-x", "--numeric-owner", "-C", str(tree)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-            assert tar.stdin is not None
-            for chunk in api.export(created["Id"]):
-                tar.stdin.write(chunk)
-            tar.stdin.close()
-            if tar.wait() != 0:
-                raise ImageUnavailable(f"unpacking image {image_id}: {tar.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
-            for d in ("data", "proc", "sys", "dev", "tmp", "etc"):
-                (tree / d).mkdir(exist_ok=True)
-            used = _du(tree)
-            tmp = staging / "disk.ext4"
-            make_ext4(tree, tmp, label, max(64 << 20, int(used * 1.3) + (32 << 20)))
-            tmp.replace(dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            with contextlib.suppress(docker.errors.APIError):
-                api.remove_container(created["Id"], force=True)
+        export_to_ext4(self.client, image_id, dest, label)
 
     def _evict(self, keep: Path) -> None:
         disks = sorted(self.root.glob("*.ext4"), key=lambda p: p.stat().st_mtime)

@@ -130,7 +130,15 @@ def test_test_vm_clones_and_prints_how_to_attach(
 ) -> None:
     sha = make_repo(tmp_path / "origin", {"README": "hello from the repo\n"})
     register_repo(fleet_server, "github.com/acme/tools", tmp_path / "origin")
-    env = {**env, "EXECUTOR_TEST_VM_IMAGE": "busybox"}
+    # A git in front of the real one that records every argument list, to show the shared secret is never on a
+    # command line (any process on the host reads /proc/*/cmdline).
+    shim, argv_log = tmp_path / "shim", tmp_path / "git-argv.log"
+    shim.mkdir()
+    real_git = shutil.which("git")
+    assert real_git, "git is needed: apt-get install git"
+    (shim / "git").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {argv_log}\nexec {real_git} "$@"\n')
+    (shim / "git").chmod(0o755)
+    env = {**env, "EXECUTOR_TEST_VM_IMAGE": "busybox", "PATH": f"{shim}:{env.get('PATH', os.defpath)}"}
     client = docker_engine.client()
     try:
         # Its own default revision (HEAD), and an explicit commit.
@@ -147,6 +155,10 @@ def test_test_vm_clones_and_prints_how_to_attach(
             assert sandbox.status == "running"
             assert sandbox.exec_run(["cat", "/data/README"]).output == b"hello from the repo\n"
             sandbox.remove(force=True)
+        recorded = argv_log.read_text()
+        assert "fetch" in recorded and "checkout" in recorded, recorded
+        assert env["EXECUTOR_FRONTEND_PASSWORD"] not in recorded
+        assert "extraHeader" not in recorded
         only_name = executor(env, "test-vm", "--name-only")
         assert only_name.returncode == 0
         client.containers.get(only_name.stdout.strip()).remove(force=True)

@@ -16,6 +16,7 @@ from executor_agent.runtimes.vm import run_script, unavailable_reason
 from executor_agent.vm import assets, checks, network
 from executor_agent.vm.guest import GuestChannel, StepExit
 from tests.executor_agent import vm_helpers as vh
+from tests.support.docker_engine import DockerEngine
 
 
 def channel(data: bytes) -> tuple[GuestChannel, list[bytes]]:
@@ -143,7 +144,8 @@ def test_missing_kernel_path_is_one_line(tmp_path: Path) -> None:
     assert assets.install_vm(s, False, out.append) == 1
     assert out == [
         f"✗ vm: EXECUTOR_FIRECRACKER_KERNEL_IMAGE={str(tmp_path / 'nope')!r}: no such file; give a kernel path such "
-        "as /boot/vmlinuz-6.1.0-27-cloud-amd64 (apt-get install linux-image-cloud-amd64)"
+        "as /boot/vmlinuz-6.1.0-27-cloud-amd64 (apt-get install linux-image-cloud-amd64) or a local Docker image "
+        "carrying /boot/vmlinuz-<version> and /lib/modules/<version>"
     ]
 
 
@@ -157,7 +159,7 @@ def test_network_rules_in_a_namespace(ns: str) -> None:
     net = network.plan("0a1b2c3d")
     other = network.plan("deadbeef")
     for n, name in ((net, "executor-7-0a1b2c3d"), (other, "executor-8-deadbeef")):
-        network.setup(n, name, ns, "http://10.0.0.5:5000", "http://127.0.0.1:3080", 1000000, 0)
+        network.setup(n, name, ns, "http://10.0.0.5:5000", "http://127.0.0.1:3080", 1000000, 500000)
     assert sorted(network.taps(ns)) == ["fc-0a1b2c3d", "fc-deadbeef"]
     chain = subprocess.run(["ip", "netns", "exec", ns, "iptables", "-S", network.CHAIN], capture_output=True,
                            text=True, check=True).stdout  # fmt: skip
@@ -172,13 +174,18 @@ def test_network_rules_in_a_namespace(ns: str) -> None:
     mine = network.rules_of("executor-7-0a1b2c3d", ns)
     assert any("-A FORWARD -i fc-0a1b2c3d" in r and "-j EXECUTOR-FLEET-VM" in r for r in mine)
     assert any("nat: -A POSTROUTING -s " + net.guest_ip in r and "MASQUERADE" in r for r in mine)
+    # EXECUTOR_FIRECRACKER_BANDWIDTH_EGRESS=500000 bytes/s: the first FORWARD rule drops what is above the rate.
+    forward = subprocess.run(["ip", "netns", "exec", ns, "iptables", "-S", "FORWARD"], capture_output=True,
+                             text=True, check=True).stdout.splitlines()  # fmt: skip
+    assert forward[1].startswith("-A FORWARD -i fc-deadbeef -m hashlimit --hashlimit-above 488kb/s"), forward
+    assert forward[1].endswith("-j DROP")
     qdisc = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "show", "dev", net.tap], capture_output=True,
                            text=True, check=True).stdout  # fmt: skip
     assert "tbf" in qdisc and "rate 8Mbit" in qdisc  # EXECUTOR_FIRECRACKER_BANDWIDTH_INGRESS=1000000 bytes/s
     network.teardown(net.tap, "executor-7-0a1b2c3d", ns)
     assert network.taps(ns) == ["fc-deadbeef"]
     assert network.rules_of("executor-7-0a1b2c3d", ns) == []
-    assert len(network.rules_of("executor-8-deadbeef", ns)) == 4  # FORWARD, 2 INPUT, POSTROUTING
+    assert len(network.rules_of("executor-8-deadbeef", ns)) == 5  # 2 FORWARD, 2 INPUT, POSTROUTING
     network.teardown(other.tap, "deadbeef", ns)  # by the token alone, as the janitor does for a lost directory
     assert network.rules_of("executor-8-deadbeef", ns) == []
 
@@ -195,3 +202,46 @@ def test_install_vm_for_firecracker_unpacks_an_elf_kernel(tmp_path: Path) -> Non
     assert assets.install_vm(settings(tmp_path, EXECUTOR_VM_BACKEND="firecracker"), False, out.append) == 0, out
     vmlinux = (tmp_path / "assets" / "vmlinux").read_bytes()
     assert vmlinux[:4] == b"\x7fELF" and len(vmlinux) > (tmp_path / "assets" / "vmlinuz").stat().st_size
+
+
+@pytest.mark.docker
+def test_install_vm_from_local_docker_images(tmp_path: Path, docker_engine: DockerEngine) -> None:
+    """EXECUTOR_FIRECRACKER_KERNEL_IMAGE and EXECUTOR_FIRECRACKER_IMAGE as local Docker images: the kernel and its
+    modules are unpacked, the base becomes base.ext4 labelled for the guest; never a pull."""
+    vh.require_tools()
+    client = docker_engine.client()
+    try:
+        version = vh.import_kernel_image(client)
+        vh.import_marker_image(client)
+    finally:
+        client.close()
+    images = {"EXECUTOR_FIRECRACKER_KERNEL_IMAGE": vh.KERNEL_IMAGE, "EXECUTOR_FIRECRACKER_IMAGE": vh.MARKER_IMAGE}
+    s = vh.vm_settings(tmp_path / "assets", tmp_path / "work", docker_engine.host, **images)
+    out: list[str] = []
+    assert assets.install_vm(s, False, out.append) == 0, out
+    assert out[-1].startswith(f"✓ vm: kernel image {vh.KERNEL_IMAGE}, initramfs with the guest agent, base image")
+    root = tmp_path / "assets"
+    assert (root / "vmlinuz").read_bytes() == (Path("/boot") / f"vmlinuz-{version}").read_bytes()
+    assert b"virtio_blk.ko" in (root / "initrd.img").read_bytes()
+    label = subprocess.run(["e2label", str(root / "base.ext4")], capture_output=True, text=True, check=True)
+    assert label.stdout.strip() == "fleet-base"
+    marker = subprocess.run(["debugfs", "-R", "cat /etc/marker", str(root / "base.ext4")], capture_output=True)
+    assert marker.stdout == b"marker image\n"
+    assert assets.install_vm(s, False, out.append) == 0
+    assert out[-1].startswith("✓ vm: already done")
+
+    missing = vh.vm_settings(tmp_path / "other", tmp_path / "work", docker_engine.host,
+                             EXECUTOR_FIRECRACKER_KERNEL_IMAGE="acme/no-such-kernel:1")  # fmt: skip
+    out.clear()
+    assert assets.install_vm(missing, False, out.append) == 1
+    assert out == [
+        "✗ vm: EXECUTOR_FIRECRACKER_KERNEL_IMAGE='acme/no-such-kernel:1': neither a file nor an image in the Docker "
+        "Engine; give a kernel path such as /boot/vmlinuz-6.1.0-27-cloud-amd64, or `docker load` an image carrying "
+        "/boot/vmlinuz-<version> and /lib/modules/<version>"
+    ]
+    no_base = vh.vm_settings(tmp_path / "other", tmp_path / "work", docker_engine.host,
+                             EXECUTOR_FIRECRACKER_IMAGE="acme/no-such-base:1")  # fmt: skip
+    out.clear()
+    assert assets.install_vm(no_base, False, out.append) == 1
+    assert out[0].startswith("✗ vm: EXECUTOR_FIRECRACKER_IMAGE='acme/no-such-base:1': no such image in the Docker")
+    assert not (tmp_path / "other").exists()  # nothing half-written

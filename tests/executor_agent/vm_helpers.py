@@ -22,11 +22,12 @@ from executor_agent.job import JobSpec
 from executor_agent.jobrunner import JobRunner
 from executor_agent.runtimes import Runtime
 from executor_agent.runtimes.vm import VMRuntime
-from executor_agent.vm.assets import install_vm
+from executor_agent.vm.assets import find_kernel, install_vm, module_files
 from tests.support.docker_engine import busybox_rootfs_tar
 
 INSTALL = "apt-get install -y --no-install-recommends qemu-system-x86 linux-image-cloud-amd64 busybox-static"
 MARKER_IMAGE = "vmtest/marker:1"
+KERNEL_IMAGE = "vmtest/kernel:1"
 
 
 def require_tools() -> None:
@@ -75,6 +76,22 @@ def import_marker_image(client: docker.DockerClient) -> None:
     client.api.import_image_from_data(
         out.getvalue(), repository=repository, tag=tag, changes=["ENV PATH=/bin IMAGE_ENV=from-image"]
     )
+
+
+def import_kernel_image(client: docker.DockerClient) -> str:
+    """An image carrying the host's newest kernel as /boot/vmlinuz-<version> and, of /lib/modules/<version>, the
+    modules the guest loads (EXECUTOR_FIRECRACKER_KERNEL_IMAGE as a local Docker image); returns the version."""
+    kernel, modules_dir = find_kernel("")
+    version = modules_dir.name
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        tar.add(kernel, arcname=f"boot/{kernel.name}")
+        tar.add(modules_dir / "modules.dep", arcname=f"lib/modules/{version}/modules.dep")
+        for module in module_files(modules_dir):
+            tar.add(module, arcname=f"lib/modules/{version}/{module.relative_to(modules_dir)}")
+    repository, _, tag = KERNEL_IMAGE.partition(":")
+    client.api.import_image_from_data(out.getvalue(), repository=repository, tag=tag)
+    return version
 
 
 def netns() -> Iterator[str]:

@@ -160,6 +160,9 @@ def test_body_size_limit(server: FleetServer) -> None:
         ("/".join(["d" * 200] * 21), "longer than 4096 bytes"),
         (".", "names the workspace directory itself"),
         ("./", "names the workspace directory itself"),
+        ("/etc/cron.d/job", "is absolute"),
+        ("../outside", "'..' leads outside the workspace"),
+        ("a/../../outside", "'..' leads outside the workspace"),
     ],
 )
 def test_file_names_the_agent_cannot_write_are_refused_at_submit(server: FleetServer, name: str, why: str) -> None:
@@ -167,6 +170,13 @@ def test_file_names_the_agent_cannot_write_are_refused_at_submit(server: FleetSe
     with server.api() as api:
         r = api.post("/api/v1/jobs", json={"queue": "batches", "files": files, "dockerSteps": [STEP]})
     assert_names(r, 422, why)
+
+
+def test_dot_dot_that_stays_inside_the_workspace_is_accepted(server: FleetServer) -> None:
+    files = {"a/../b.txt": {"content": ""}}
+    with server.api() as api:
+        r = api.post("/api/v1/jobs", json={"queue": "batches", "files": files, "dockerSteps": [STEP]})
+    assert r.status_code == 201, r.text
 
 
 def test_a_file_and_a_file_under_it_are_refused(server: FleetServer) -> None:

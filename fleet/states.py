@@ -1,4 +1,5 @@
-"""Job states, declared once. Only the store moves a job from one state to another."""
+"""Job states, declared once. Only the store moves a job from one state to another, by the rules of
+fleet/store/lifecycle.py."""
 
 from __future__ import annotations
 
@@ -19,5 +20,3 @@ DEQUEUEABLE = (JobState.QUEUED, JobState.ERRORED)
 # States that count toward a queue's size, which is what the autoscalers read.
 SIZE_STATES = (JobState.QUEUED, JobState.ERRORED, JobState.PROCESSING)
 TERMINAL = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
-
-RESET_FAILURE_MESSAGE = "job processor died while handling this message too many times"

@@ -188,7 +188,7 @@ async def _heartbeat(request: Request, queues: list[str], body: HeartbeatRequest
         "exit_reason": body.exitReason[:64] or None,
     }
     store = _store(request)
-    known, cancel = await store.call(store.transitions.heartbeat, queues, executor, body.job_ids())
+    known, cancel = await store.call(store.executors.heartbeat, queues, executor, body.job_ids())
     return JSONResponse({"knownIds": [str(i) for i in known], "cancelIds": [str(i) for i in cancel]})
 
 

@@ -49,7 +49,7 @@ def executor_records(store: Store, heartbeat_interval: float) -> list[dict[str, 
     for job in store.jobs.list(state=JobState.PROCESSING, limit=1000):
         running.setdefault(job["executorName"] or "", []).append(job["id"])
     out = []
-    for r in store.transitions.list_executors():
+    for r in store.executors.list_executors():
         health = health_of(r.last_seen_at, r.exit_reason, now, heartbeat_interval)
         out.append(
             {

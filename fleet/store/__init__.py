@@ -10,6 +10,7 @@ from typing import ParamSpec, TypeVar
 
 from fleet.db.dialect import runs_inline
 from fleet.store.database import STORE_THREADS, Clock, Database, StoreConfig, utcnow
+from fleet.store.executors import ExecutorStore
 from fleet.store.jobs import JobStore, TokenScope
 from fleet.store.logs import LogStore
 from fleet.store.queues import QueueStore, RepositoryStore
@@ -28,6 +29,7 @@ class Store:
         self.repos = RepositoryStore(db)
         self.jobs = JobStore(db, self.queues)
         self.transitions = TransitionStore(db, self.queues)
+        self.executors = ExecutorStore(db, self.queues)
         self.logs = LogStore(db)
         self.resetter = Resetter(db)
         self.retention = Retention(db)

@@ -24,9 +24,10 @@ from sqlalchemy import (
 from fleet.db.dialect import UTCDateTime, announce_ready, lock_for_claim
 from fleet.db.models import jobs, repositories
 from fleet.schemas import JOB_VERSION, QUEUE_NAME_RE, JobSubmission
-from fleet.states import DEQUEUEABLE, TERMINAL, JobState
+from fleet.states import JobState
 from fleet.store.database import Database, hash_token
 from fleet.store.errors import Conflict, InvalidInput, NotFound
+from fleet.store.lifecycle import RULES, Event, after_cancel
 from fleet.store.queues import QueueStore
 
 
@@ -150,7 +151,7 @@ class JobStore:
         for queue in queue_names:
             if not QUEUE_NAME_RE.match(queue):  # it is written into the SQL below
                 raise InvalidInput(f"queue name {queue!r} is not valid")
-            for state in DEQUEUEABLE:
+            for state in RULES[Event.CLAIM].from_states:
                 probe = (
                     select(jobs.c.id)
                     .where(
@@ -221,11 +222,12 @@ class JobStore:
         now = self.db.clock()
         with self.db.write() as conn:
             row = self._row(conn, job_id)
-            if row.state in TERMINAL:
+            if row.state not in RULES[Event.CANCEL].from_states:
                 raise Conflict(f"job {job_id} is already {row.state}")
-            if row.state in DEQUEUEABLE:
+            now_state = after_cancel(JobState(row.state))
+            if now_state is not None:
                 values: dict[str, Any] = {
-                    "state": JobState.CANCELED,
+                    "state": now_state,
                     "finished_at": now,
                     "cancel_requested": True,
                     "process_after": None,

@@ -17,8 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.db.dialect import announce_ready
 from fleet.db.models import jobs
-from fleet.states import RESET_FAILURE_MESSAGE, JobState
+from fleet.states import JobState
 from fleet.store.database import Database
+from fleet.store.lifecycle import Event, after_stall, state_is
 
 
 @dataclass
@@ -76,18 +77,15 @@ class Resetter:
         result = ResetResult()
         with self.db.write() as conn:
             stmt = select(jobs.c.id, jobs.c.queue, jobs.c.num_resets, jobs.c.cancel_requested).where(
-                jobs.c.state == JobState.PROCESSING, jobs.c.last_heartbeat_at < cutoff
+                state_is(jobs.c.state, Event.STALL), jobs.c.last_heartbeat_at < cutoff
             )
             if conn.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             for row in conn.execute(stmt).all():
-                done = {"finished_at": now, "token_hash": None}
-                if row.cancel_requested:
-                    values = {"state": JobState.CANCELED, "failure_message": "job was canceled", **done}
-                    result.canceled.append(row.id)
-                elif row.num_resets >= self.db.config.max_resets:
-                    values = {"state": JobState.FAILED, "failure_message": RESET_FAILURE_MESSAGE, **done}
-                    result.failed.append(row.id)
+                state, message = after_stall(row.cancel_requested, row.num_resets, self.db.config.max_resets)
+                if state != JobState.QUEUED:
+                    values = {"state": state, "failure_message": message, "finished_at": now, "token_hash": None}
+                    (result.canceled if state == JobState.CANCELED else result.failed).append(row.id)
                 else:
                     values = {
                         "state": JobState.QUEUED,

@@ -12,8 +12,8 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from fleet.db.models import execution_log_entries, jobs
-from fleet.states import TERMINAL
 from fleet.store.database import Database
+from fleet.store.lifecycle import Event, state_is
 
 BATCH = 500
 # Per call: a backlog of expired jobs (retention just switched on) drains over several resetter rounds.
@@ -36,7 +36,7 @@ class Retention:
                 ids = list(
                     conn.execute(
                         select(jobs.c.id)
-                        .where(jobs.c.finished_at < cutoff, jobs.c.state.in_([s.value for s in TERMINAL]))
+                        .where(jobs.c.finished_at < cutoff, state_is(jobs.c.state, Event.EXPIRE))
                         .order_by(jobs.c.finished_at)
                         .limit(BATCH)
                     ).scalars()

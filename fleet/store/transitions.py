@@ -19,17 +19,16 @@ from sqlalchemy import (
     Text,
     Update,
     bindparam,
-    case,
-    func,
     select,
     update,
 )
 
-from fleet.db.dialect import UTCDateTime, announce_ready, upsert
-from fleet.db.models import executors, jobs
-from fleet.states import TERMINAL, JobState
+from fleet.db.dialect import UTCDateTime, announce_ready
+from fleet.db.models import jobs
+from fleet.states import JobState
 from fleet.store.database import Database, hash_token
 from fleet.store.errors import Conflict, NotFound
+from fleet.store.lifecycle import Event, after_error, reported, reported_sql, state_is
 from fleet.store.queues import QueueStore
 
 
@@ -70,7 +69,8 @@ def owned_where(by_attempt: bool, by_token: bool) -> list[ColumnElement[bool]]:
     where = [
         jobs.c.id == bindparam("w_job_id", type_=Integer),
         jobs.c.queue == bindparam("w_queue", type_=String),
-        jobs.c.state == JobState.PROCESSING.value,
+        # complete, fail and error all apply to processing jobs only (lifecycle.RULES).
+        state_is(jobs.c.state, Event.COMPLETE),
         jobs.c.executor_name == bindparam("w_executor", type_=String),
     ]
     if by_attempt:
@@ -92,16 +92,15 @@ def owned_job(conn: Connection, writer: Writer, lock: bool = True) -> Row[Any]:
 
 def _finish_statement(by_attempt: bool, by_token: bool) -> Update:
     # A cancel requested while the job ran wins over the outcome the executor reports.
-    canceled = jobs.c.cancel_requested.is_(True)
-    message = bindparam("f_message", type_=Text)
+    state, message = reported_sql(
+        jobs.c.cancel_requested.is_(True), bindparam("f_state", type_=String), bindparam("f_message", type_=Text)
+    )
     return (
         update(jobs)
         .where(*owned_where(by_attempt, by_token))
         .values(
-            state=case((canceled, JobState.CANCELED.value), else_=bindparam("f_state", type_=String)),
-            failure_message=case(
-                (canceled, func.coalesce(func.nullif(message, ""), "job was canceled")), else_=message
-            ),
+            state=state,
+            failure_message=message,
             finished_at=bindparam("f_now", type_=UTCDateTime),
             token_hash=None,
         )
@@ -127,8 +126,7 @@ class TransitionStore:
         return Outcome(writer.job_id, writer.queue, JobState(final))
 
     def _finish(self, conn: Connection, row: Row[Any], state: JobState, message: str | None) -> Outcome:
-        if row.cancel_requested:
-            state, message = JobState.CANCELED, message or "job was canceled"
+        state, message = reported(row.cancel_requested, state, message)
         conn.execute(
             update(jobs)
             .where(jobs.c.id == row.id)
@@ -168,7 +166,7 @@ class TransitionStore:
                 return self._finish(conn, row, JobState.CANCELED, message)
             policy = self.queues.policy(conn, queue)
             failures = row.num_failures + 1
-            if failures > policy.max_retries:
+            if after_error(failures, policy.max_retries) == JobState.FAILED:
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(num_failures=failures))
                 return self._finish(conn, row, JobState.FAILED, message)
             now = self.db.clock()
@@ -199,7 +197,7 @@ class TransitionStore:
             # The state check is in the UPDATE's WHERE, so two retries of one job cannot both queue it.
             queue = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.state.in_([s.value for s in TERMINAL]))
+                .where(jobs.c.id == job_id, state_is(jobs.c.state, Event.RETRY))
                 .values(
                     state=JobState.QUEUED,
                     queued_at=now,
@@ -223,36 +221,3 @@ class TransitionStore:
                 raise Conflict(f"job {job_id} is {state}: only completed, failed or canceled jobs can be retried")
             announce_ready(conn, [queue])
             return conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
-
-    def heartbeat(
-        self, queue_names: list[str], executor: dict[str, Any], job_ids: list[int]
-    ) -> tuple[list[int], list[int]]:
-        """Record the executor and refresh its jobs' heartbeats.
-
-        Returns (known, cancel): the ids of those jobs the server still assigns to this executor, and the ids of
-        those the executor should stop because someone canceled them.
-        """
-        now = self.db.clock()
-        name = executor["name"]
-        with self.db.write() as conn:
-            self.queues.require_cached(conn, queue_names)
-            values = {**executor, "queue_names": sorted(queue_names), "last_seen_at": now}
-            upsert(conn, executors, {**values, "first_seen_at": now}, key="name", update=values)
-            if not job_ids:
-                return [], []
-            rows = conn.execute(
-                select(jobs.c.id, jobs.c.cancel_requested).where(
-                    jobs.c.id.in_(job_ids),
-                    jobs.c.queue.in_(queue_names),
-                    jobs.c.state == JobState.PROCESSING,
-                    jobs.c.executor_name == name,
-                )
-            ).all()
-            known = [r.id for r in rows]
-            if known:
-                conn.execute(update(jobs).where(jobs.c.id.in_(known)).values(last_heartbeat_at=now))
-        return sorted(known), sorted(r.id for r in rows if r.cancel_requested)
-
-    def list_executors(self) -> list[Row[Any]]:
-        with self.db.read() as conn:
-            return list(conn.execute(select(executors).order_by(executors.c.last_seen_at.desc())))

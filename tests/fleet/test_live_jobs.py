@@ -74,6 +74,15 @@ def _log(ex: httpx.Client, job_id: int, out: str, entry_id: int | None = None, e
     return entry_id
 
 
+def _read_rest(proc: subprocess.Popen[str]) -> str:
+    """The rest of the output, through the same buffered reader as _read_until: communicate(timeout=...) reads the
+    pipe's descriptor directly and loses what that reader has buffered already."""
+    assert proc.stdout is not None
+    rest = proc.stdout.read()  # returns at EOF: the command exits after the job's end (pytest-timeout guards)
+    proc.wait(timeout=60)
+    return rest
+
+
 def _read_until(proc: subprocess.Popen[str], text: str) -> list[str]:
     assert proc.stdout is not None
     seen = []
@@ -104,7 +113,7 @@ def test_logs_follow_streams_output_and_ends_with_the_failure(fleet_server: Flee
                 "/.executors/queue/batches/markFailed",
                 json={"executorName": "exec-live", "jobId": job_id, "errorMessage": "step.docker.0 exited 3"},
             )
-        rest, _ = proc.communicate(timeout=60)
+        rest = _read_rest(proc)
     finally:
         proc.kill()
     out = "".join(seen) + rest
@@ -140,7 +149,7 @@ def test_submit_wait_prints_the_failure_and_retry_requeues(fleet_server: FleetSe
                 "/.executors/queue/codeintel/markFailed",
                 json={"executorName": "exec-w", "jobId": job["id"], "errorMessage": "no space left on device"},
             )
-        out, _ = proc.communicate(timeout=60)
+        out = _read_rest(proc)
     finally:
         proc.kill()
     assert proc.returncode == 1

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from fleet.schemas import JobSubmission
-from fleet.states import RESET_FAILURE_MESSAGE
 from fleet.store import Store
 from fleet.store.errors import Conflict, InvalidInput, NotFound, UnknownQueue
+from fleet.store.lifecycle import RESET_FAILURE_MESSAGE
 from fleet.store.logs import TRUNCATION_MARKER
 from tests.fleet.conftest import FakeClock
 
@@ -112,7 +112,7 @@ def test_cancel_processing_goes_through_heartbeat(store: Store) -> None:
     job_id = submit(store)
     store.jobs.claim(["batches"], "e")
     assert store.jobs.cancel(job_id)["state"] == "processing"
-    known, cancel = store.transitions.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
+    known, cancel = store.executors.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
     assert known == [job_id] and cancel == [job_id]
     # Whatever the executor reports afterwards, the job ends canceled.
     store.transitions.mark_failed("batches", job_id, "e", "killed")
@@ -125,9 +125,9 @@ def test_heartbeat_known_ids_and_executor_record(store: Store) -> None:
     store.jobs.claim(["batches"], "e1")
     store.jobs.claim(["batches"], "e2")
     info = {"name": "e1", "hostname": "h1", "os": "linux", "architecture": "amd64", "git_version": "2.39"}
-    known, cancel = store.transitions.heartbeat(["batches"], info, [mine, theirs, 4242])
+    known, cancel = store.executors.heartbeat(["batches"], info, [mine, theirs, 4242])
     assert known == [mine] and cancel == []
-    rows = store.transitions.list_executors()
+    rows = store.executors.list_executors()
     assert [(r.name, r.os, r.git_version, r.queue_names) for r in rows] == [("e1", "linux", "2.39", ["batches"])]
 
 
@@ -159,7 +159,7 @@ def test_heartbeat_keeps_job_alive(store: Store, clock: FakeClock) -> None:
     store.jobs.claim(["batches"], "e")
     for _ in range(5):
         clock.advance(20)
-        store.transitions.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
+        store.executors.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
         assert store.resetter.reset_stalled().requeued == []
     assert store.jobs.get(job_id)["state"] == "processing"
 

@@ -1,4 +1,5 @@
-"""The FastAPI application factory. The lifespan opens the store (running migrations) and runs the resetter.
+"""The FastAPI application factory. The lifespan opens the store (running migrations) and runs the maintenance
+services (fleet/maintenance/).
 
 Errors keep one shape, `{"error": "<field>: <problem>", "detail": [...]}`, whatever the input (non-UTF-8 bodies,
 NaN, lone surrogates: docs/control-plane.md, "Limits"). A database outage answers 503 with Retry-After and logs
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,8 +20,6 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,16 +27,18 @@ from fleet import __version__
 from fleet.api import dashboard, executor_routes, git_proxy, jobs_routes, observability
 from fleet.api.notify import DatabaseListener, QueueNotifier
 from fleet.db.dialect import QUEUE_CHANNEL, listen_dsn
+from fleet.maintenance import Running
+from fleet.maintenance.retention import RetentionService
+from fleet.maintenance.stall_resetter import StallResetter
 from fleet.settings import ServerSettings
 from fleet.store import Store, StoreConfig
 from fleet.store.database import Clock, utcnow
-from fleet.store.errors import Conflict, InvalidInput, NotFound
+from fleet.store.errors import DATABASE_ERRORS, Conflict, InvalidInput, NotFound
 
 log = logging.getLogger("fleet.server")
 # Bodies beyond this are refused with 413 (docs/control-plane.md, "Limits"): room for a log entry of
 # FLEET_MAX_LOG_ENTRY_BYTES JSON-escaped several times over, and for job files of a few MiB.
 MAX_BODY_BYTES = 32 * 1024 * 1024
-DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = 2
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
@@ -56,42 +57,8 @@ def store_config(settings: ServerSettings) -> StoreConfig:
 def database_down(app: FastAPI, exc: BaseException) -> None:
     """Record a failed database call; only the first of an outage is logged."""
     if app.state.store.resetter.mark_unreachable():
-        app.state.outage_started = time.monotonic()
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         log.error("database unreachable (%s); answering 503 until it is back", first[:300])
-
-
-async def _run_resetter(app: FastAPI) -> None:
-    store: Store = app.state.store
-    interval = app.state.settings.resetter_interval_seconds
-    while True:
-        slept = time.monotonic()
-        await asyncio.sleep(interval)
-        if time.monotonic() - slept > interval + 2:
-            # The process was frozen (SIGSTOP, a stalled host): executors could not heartbeat meanwhile either.
-            store.resetter.hold()
-        try:
-            result = await run_in_threadpool(store.resetter.reset_stalled)
-            deleted = await run_in_threadpool(store.retention.delete_expired)
-        except DATABASE_ERRORS as exc:
-            database_down(app, exc)
-            continue
-        except Exception:  # a bug must not kill the resetter for the rest of the server's life
-            log.exception("resetter round failed; retrying in %.1fs", interval)
-            continue
-        if result.recovered:
-            took = time.monotonic() - getattr(app.state, "outage_started", time.monotonic())
-            log.warning(
-                "database reachable again after %.1fs; no job is reset for stalling for the next %gs",
-                took,
-                app.state.settings.stalled_job_seconds,
-            )
-        if result.requeued:  # the store woke waiting executors after its commit
-            log.warning("requeued stalled jobs %s", [j for j, _ in result.requeued])
-        if result.failed:
-            log.warning("failed jobs that stalled too many times: %s", result.failed)
-        if deleted:
-            log.info("deleted %d finished jobs past their retention", deleted)
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> str:
@@ -169,7 +136,14 @@ def create_app(
         queue_collector = observability.QueueCollector(app.state.store, settings.heartbeat_interval_seconds)
         app.state.metrics_registry.register(queue_collector)
         app.state.store.resetter.hold()  # executors could not heartbeat while this server was not running
-        resetter = asyncio.create_task(_run_resetter(app))
+        interval = settings.resetter_interval_seconds
+        on_error = functools.partial(database_down, app)
+        maintenance = Running(
+            [
+                StallResetter(app.state.store, interval, on_error, settings.stalled_job_seconds),
+                RetentionService(app.state.store, interval, on_error),
+            ]
+        )
         if announce_ready:
             log.info("fleet server %s ready on %s", __version__, settings.resolved_external_url)
         try:
@@ -178,9 +152,7 @@ def create_app(
             app.state.metrics_registry.unregister(queue_collector)
             if listener:
                 await run_in_threadpool(listener.stop)
-            resetter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await resetter
+            await maintenance.stop()
             if owned:
                 app.state.store.close()
 

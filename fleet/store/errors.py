@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 
 class StoreError(Exception):
     pass
@@ -21,3 +24,8 @@ class UnknownQueue(NotFound):
 
 class InvalidInput(StoreError):
     pass
+
+
+# What an unreachable or overloaded database raises (not the store's own errors): the app answers 503 for these
+# and the maintenance services retry their next round.
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)

@@ -9,6 +9,7 @@ unreachable (mark_unreachable(), then the first round that reaches it again).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,6 +29,7 @@ class ResetResult:
     failed: list[int] = field(default_factory=list)
     canceled: list[int] = field(default_factory=list)
     recovered: bool = False  # this round found the database reachable again after an outage
+    outage_seconds: float = 0.0  # how long that outage lasted, from the first failed call
 
 
 class Resetter:
@@ -36,6 +38,7 @@ class Resetter:
         self._lock = threading.Lock()
         self._not_before: datetime | None = None
         self._unreachable = False
+        self._outage_began = 0.0
 
     def hold(self) -> None:
         """Reset nothing for the next stall time: heartbeats may not have been possible until now."""
@@ -46,6 +49,8 @@ class Resetter:
         """The database failed a call; True when this starts an outage (the first failure seen)."""
         with self._lock:
             started, self._unreachable = not self._unreachable, True
+            if started:
+                self._outage_began = time.monotonic()
         return started
 
     @property
@@ -69,7 +74,7 @@ class Resetter:
             with self._lock:
                 self._unreachable = False
             self.hold()
-            return ResetResult(recovered=True)
+            return ResetResult(recovered=True, outage_seconds=time.monotonic() - self._outage_began)
         now = self.db.clock()
         if self._not_before is not None and now < self._not_before:
             return ResetResult()

@@ -24,18 +24,18 @@ def cap_output(out: str, limit: int) -> str:
     return kept + TRUNCATION_MARKER.format(dropped=len(data) - limit, limit=limit)
 
 
-def _add_statement(by_attempt: bool, by_token: bool) -> Insert:
+def _add_statement(by_token: bool) -> Insert:
     # INSERT ... SELECT from the owned job: the ownership check and the write are one statement.
     owner = select(
         jobs.c.id,
         jobs.c.attempt,
         *(bindparam(f"v_{name}", type_=entries.c[name].type) for name in _ENTRY_COLUMNS),
-    ).where(*owned_where(by_attempt, by_token))
+    ).where(*owned_where(by_token))
     return entries.insert().from_select(["job_id", "attempt", *_ENTRY_COLUMNS], owner).returning(entries.c.id)
 
 
-def _update_statement(by_attempt: bool, by_token: bool) -> Update:
-    current_attempt = select(jobs.c.attempt).where(*owned_where(by_attempt, by_token)).scalar_subquery()
+def _update_statement(by_token: bool) -> Update:
+    current_attempt = select(jobs.c.attempt).where(*owned_where(by_token)).scalar_subquery()
     return (
         update(entries)
         .where(
@@ -48,9 +48,8 @@ def _update_statement(by_attempt: bool, by_token: bool) -> Update:
 
 
 _ENTRY_COLUMNS = ("key", "command", "start_time", "exit_code", "out", "duration_ms")
-_FLAGS = [(a, t) for a in (False, True) for t in (False, True)]
-_ADD = {flags: _add_statement(*flags) for flags in _FLAGS}
-_UPDATE = {flags: _update_statement(*flags) for flags in _FLAGS}
+_ADD = {t: _add_statement(t) for t in (False, True)}
+_UPDATE = {t: _update_statement(t) for t in (False, True)}
 
 
 class LogStore:
@@ -63,14 +62,11 @@ class LogStore:
         job_id: int,
         executor_name: str,
         entry: dict[str, Any],
-        attempt: int | None = None,
         token: str | None = None,
     ) -> int:
-        writer = Writer(queue, job_id, executor_name, attempt, token)
+        writer = Writer(queue, job_id, executor_name, token)
         with self.db.write_one() as conn:
-            entry_id = conn.execute(
-                _ADD[attempt is not None, token is not None], {**writer.params(), **self._values(entry)}
-            ).scalar()
+            entry_id = conn.execute(_ADD[token is not None], {**writer.params(), **self._values(entry)}).scalar()
         if entry_id is None:
             raise writer.not_found()
         return int(entry_id)
@@ -82,13 +78,12 @@ class LogStore:
         executor_name: str,
         entry_id: int,
         entry: dict[str, Any],
-        attempt: int | None = None,
         token: str | None = None,
     ) -> None:
-        writer = Writer(queue, job_id, executor_name, attempt, token)
+        writer = Writer(queue, job_id, executor_name, token)
         params = {**writer.params(), **self._values(entry), "v_entry_id": entry_id}
         with self.db.write_one() as conn:
-            updated = conn.execute(_UPDATE[attempt is not None, token is not None], params).rowcount
+            updated = conn.execute(_UPDATE[token is not None], params).rowcount
         if updated == 0:
             # Tell the two refusals apart only now, off the hot path.
             with self.db.read() as conn:

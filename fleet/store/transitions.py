@@ -1,7 +1,7 @@
 """What executors report about the jobs they hold: completion, errors, failures and heartbeats.
 
 Every write is accepted only from the executor that dequeued the job, for the job's queue, while the job is
-processing, and (when a job token is used) only for the attempt the token was issued for.
+processing, and (when a job token is used) only with the token of the current attempt.
 """
 
 from __future__ import annotations
@@ -41,12 +41,11 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Writer:
-    """Who writes about a job: an executor, for one queue, optionally bound to one attempt or one job token."""
+    """Who writes about a job: an executor, for one queue, optionally with the job token of one attempt."""
 
     queue: str
     job_id: int
     executor_name: str
-    attempt: int | None = None
     token: str | None = None
 
     def params(self) -> dict[str, Any]:
@@ -54,7 +53,6 @@ class Writer:
             "w_job_id": self.job_id,
             "w_queue": self.queue,
             "w_executor": self.executor_name,
-            "w_attempt": self.attempt,
             "w_token_hash": hash_token(self.token) if self.token is not None else None,
         }
 
@@ -64,8 +62,9 @@ class Writer:
         )
 
 
-def owned_where(by_attempt: bool, by_token: bool) -> list[ColumnElement[bool]]:
-    """The WHERE clause of every write about a job: the writer must hold the job's current attempt."""
+def owned_where(by_token: bool) -> list[ColumnElement[bool]]:
+    """The WHERE clause of every write about a job: the writer must hold the job's current attempt (its token
+    is revoked when the attempt ends, so a token names one attempt)."""
     where = [
         jobs.c.id == bindparam("w_job_id", type_=Integer),
         jobs.c.queue == bindparam("w_queue", type_=String),
@@ -73,15 +72,13 @@ def owned_where(by_attempt: bool, by_token: bool) -> list[ColumnElement[bool]]:
         state_is(jobs.c.state, Event.COMPLETE),
         jobs.c.executor_name == bindparam("w_executor", type_=String),
     ]
-    if by_attempt:
-        where.append(jobs.c.attempt == bindparam("w_attempt", type_=Integer))
     if by_token:
         where.append(jobs.c.token_hash == bindparam("w_token_hash", type_=String))
     return where
 
 
 def owned_job(conn: Connection, writer: Writer, lock: bool = True) -> Row[Any]:
-    stmt = select(jobs).where(*owned_where(writer.attempt is not None, writer.token is not None))
+    stmt = select(jobs).where(*owned_where(writer.token is not None))
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = conn.execute(stmt, writer.params()).first()
@@ -90,14 +87,14 @@ def owned_job(conn: Connection, writer: Writer, lock: bool = True) -> Row[Any]:
     return row
 
 
-def _finish_statement(by_attempt: bool, by_token: bool) -> Update:
+def _finish_statement(by_token: bool) -> Update:
     # A cancel requested while the job ran wins over the outcome the executor reports.
     state, message = reported_sql(
         jobs.c.cancel_requested.is_(True), bindparam("f_state", type_=String), bindparam("f_message", type_=Text)
     )
     return (
         update(jobs)
-        .where(*owned_where(by_attempt, by_token))
+        .where(*owned_where(by_token))
         .values(
             state=state,
             failure_message=message,
@@ -108,7 +105,7 @@ def _finish_statement(by_attempt: bool, by_token: bool) -> Update:
     )
 
 
-_FINISH = {(a, t): _finish_statement(a, t) for a in (False, True) for t in (False, True)}
+_FINISH = {t: _finish_statement(t) for t in (False, True)}
 
 
 class TransitionStore:
@@ -120,7 +117,7 @@ class TransitionStore:
         """Complete or fail a job in one statement."""
         params = {**writer.params(), "f_state": state.value, "f_message": message, "f_now": self.db.clock()}
         with self.db.write_one() as conn:
-            final = conn.execute(_FINISH[writer.attempt is not None, writer.token is not None], params).scalar()
+            final = conn.execute(_FINISH[writer.token is not None], params).scalar()
         if final is None:
             raise writer.not_found()
         return Outcome(writer.job_id, writer.queue, JobState(final))
@@ -134,10 +131,8 @@ class TransitionStore:
         )
         return Outcome(row.id, row.queue, state)
 
-    def mark_complete(
-        self, queue: str, job_id: int, executor_name: str, attempt: int | None = None, token: str | None = None
-    ) -> Outcome:
-        return self.finish(Writer(queue, job_id, executor_name, attempt, token), JobState.COMPLETED, None)
+    def mark_complete(self, queue: str, job_id: int, executor_name: str, token: str | None = None) -> Outcome:
+        return self.finish(Writer(queue, job_id, executor_name, token), JobState.COMPLETED, None)
 
     def mark_failed(
         self,
@@ -145,10 +140,9 @@ class TransitionStore:
         job_id: int,
         executor_name: str,
         message: str,
-        attempt: int | None = None,
         token: str | None = None,
     ) -> Outcome:
-        return self.finish(Writer(queue, job_id, executor_name, attempt, token), JobState.FAILED, message)
+        return self.finish(Writer(queue, job_id, executor_name, token), JobState.FAILED, message)
 
     def mark_errored(
         self,
@@ -156,12 +150,11 @@ class TransitionStore:
         job_id: int,
         executor_name: str,
         message: str,
-        attempt: int | None = None,
         token: str | None = None,
     ) -> Outcome:
         """Errored jobs are retried after the queue's delay until its max retries are used up, then fail."""
         with self.db.write() as conn:
-            row = owned_job(conn, Writer(queue, job_id, executor_name, attempt, token))
+            row = owned_job(conn, Writer(queue, job_id, executor_name, token))
             if row.cancel_requested:
                 return self._finish(conn, row, JobState.CANCELED, message)
             policy = self.queues.policy(conn, queue)

@@ -173,9 +173,9 @@ def test_stale_attempt_refused_even_from_same_executor(store: Store, clock: Fake
     assert first and second and first["token"] != second["token"]
     old = store.jobs.scope_of_token(first["token"])
     assert old is None
-    with pytest.raises(NotFound):
-        store.transitions.mark_complete("batches", job_id, "e", attempt=1)
-    store.transitions.mark_complete("batches", job_id, "e", attempt=2)
+    with pytest.raises(NotFound):  # the first attempt's token: refused, though the executor is the same
+        store.transitions.mark_complete("batches", job_id, "e", token=first["token"])
+    store.transitions.mark_complete("batches", job_id, "e", token=second["token"])
     assert store.jobs.get(job_id)["state"] == "completed"
 
 

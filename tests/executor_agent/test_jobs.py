@@ -132,17 +132,16 @@ def test_maximum_runtime_stops_the_job(fleet_server: FleetServer, agents: StartA
 def test_bad_input_fails_the_job_and_the_agent_keeps_serving(fleet_server: FleetServer, agents: StartAgent) -> None:
     add_queue(fleet_server, "strict", max_retries=0)
     agent = agents(EXECUTOR_QUEUE_NAME="strict")
+    # (A file named "../../x" is refused at submit already; a step's dir only the agent judges.)
     bad_path = submit(
-        fleet_server,
-        queue="strict",
-        files={"../../escape.txt": {"content": b64("x")}},
-        dockerSteps=busybox("true"),
+        fleet_server, queue="strict", dockerSteps=[{"image": "busybox", "dir": "../..", "commands": ["true"]}]
     )
     no_image = submit(fleet_server, queue="strict", dockerSteps=[{"image": "nope/missing:1", "commands": ["true"]}])
     cli_untrusted = submit(fleet_server, queue="strict", cliSteps=[{"commands": ["id"]}])
     good = submit(fleet_server, queue="strict", dockerSteps=busybox("echo fine"))
-    assert wait_state(fleet_server, bad_path)["failureMessage"] == (
-        "files '../../escape.txt': '..' would leave the workspace"
+    assert (
+        wait_state(fleet_server, bad_path)["failureMessage"]
+        == "step.docker.0 dir '../..': '..' would leave the workspace"
     )
     missing = wait_state(fleet_server, no_image)
     assert missing["state"] == "failed"

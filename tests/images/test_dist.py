@@ -265,7 +265,7 @@ def test_deb_installs_the_executor_its_unit_and_env_file(offline_box: Container)
         check=False,
     )
     assert code != 0 and "/usr/bin/missing-executor" in out, out
-    assert "usage: executor" in box.sh("executor --help")[1]
+    assert "Usage: executor" in box.sh("executor --help")[1]
     # The conffile survives a removal (it holds the secret) and goes with a purge.
     box.sh("echo EXECUTOR_QUEUE_NAME=batches >> /etc/executor-fleet/executor.env && dpkg -r executor-fleet-executor")
     assert box.sh("test ! -e /usr/bin/executor && grep -c QUEUE /etc/executor-fleet/executor.env")[1].strip() == "2"
@@ -287,4 +287,4 @@ def test_tarball_unpacks_to_the_opt_layout(offline_box: Container) -> None:
     assert "EnvironmentFile=/opt/executor-fleet/etc/executor.env" in unit
     code, out = box.sh("systemd-analyze verify /etc/systemd/system/executor.service", check=False)
     assert code == 0 and "executor.service" not in out, out
-    assert "usage: executor" in box.sh("/opt/executor-fleet/bin/executor --help")[1]
+    assert "Usage: executor" in box.sh("/opt/executor-fleet/bin/executor --help")[1]

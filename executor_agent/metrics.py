@@ -25,6 +25,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from executor_agent.settings_common import split_host_port
+
 log = logging.getLogger(__name__)
 disable_created_metrics()  # `*_created` series double every counter and no dashboard reads them
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -92,7 +94,7 @@ class MetricsServer:
     """
 
     def __init__(self, addr: str, node_exporter_url: str, registry_exporter_url: str | None = None) -> None:
-        host, _, port = addr.rpartition(":")
+        host, port = split_host_port(addr, "0.0.0.0")
         if registry_exporter_url is None:
             registry_exporter_url = os.environ.get("DOCKER_REGISTRY_NODE_EXPORTER_URL", "")
         upstreams = {
@@ -134,7 +136,7 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("metrics: " + format, *args)
 
-        self._server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
 

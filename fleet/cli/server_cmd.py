@@ -10,7 +10,10 @@ from typing import Any
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail, settings_error_line
-from fleet.cli.main import app, examples
+from fleet.cli.helptext import examples
+
+# `fleet server`, a single command: fleet.cli.main merges it into `fleet`.
+app = typer.Typer()
 
 
 @app.command(

@@ -6,7 +6,6 @@ value and an example of a good one (exit 2).
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
@@ -16,13 +15,14 @@ import uuid
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from executor_agent import settings_common
 from executor_agent.durations import format_duration, parse_duration, parse_size
+from executor_agent.settings_common import Problem, check_one_of, is_host_port, is_http_url, one_line
 
 CONFIG_EXIT_CODE = 2
 MIN_SECRET_LENGTH = 20  # as the server requires of FLEET_EXECUTORS_ACCESS_TOKEN
@@ -265,14 +265,7 @@ class ExecutorSettings(BaseSettings):
     @field_validator("docker_registry_mirror_url")
     @classmethod
     def _mirror(cls, v: str) -> str:
-        if not v:
-            return v
-        try:
-            parts = urlsplit(v)
-            parts.port  # noqa: B018  # raises on a port that is not a number
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        if v and not is_http_url(v):
             raise ValueError("must be an http(s) URL, e.g. http://10.0.1.4:5000")
         return v
 
@@ -293,15 +286,12 @@ class ExecutorSettings(BaseSettings):
     @field_validator("src_log_level")
     @classmethod
     def _level(cls, v: str) -> str:
-        if v not in LOG_LEVELS:
-            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-        return v
+        return check_one_of(v, LOG_LEVELS, show_value=False)  # the error line shows the value already
 
     @field_validator("metrics_addr")
     @classmethod
     def _addr(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if v and (not sep or not port.isdigit() or int(port) > 65535):
+        if v and not is_host_port(v):  # empty turns the server off
             raise ValueError("must be HOST:PORT")
         return v
 
@@ -348,18 +338,17 @@ class ConfigError(Exception):
     """Bad configuration; the message holds one line per problem."""
 
 
-def _line(err: dict[str, Any]) -> str:
-    loc = [str(p) for p in err.get("loc", ())]
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    if not loc and "|" in msg:
-        name, msg = msg.split("|", 1)
+def _line(p: Problem) -> str:
+    # Model-level checks name the variable they are about before a `|`, as pydantic has no field to name.
+    if p.name is None and "|" in p.msg:
+        name, msg = p.msg.split("|", 1)
         return f"{name}: {msg}"
-    name = loc[0] if loc else "configuration"
+    name = p.name or "configuration"
     example = EXAMPLES.get(name) or _default_of(name)
     hint = f" (e.g. {name}={example})" if example else ""
-    if err.get("type") == "missing":
+    if p.kind == "missing":
         return f"{name} is not set; it is required{hint}"
-    return f"{name}={err.get('input')!r}: {msg}{hint}"
+    return f"{name}={p.input!r}: {p.msg}{hint}"
 
 
 def _default_of(name: str) -> str | None:
@@ -378,7 +367,7 @@ def load_settings(**overrides: Any) -> ExecutorSettings:
     try:
         return ExecutorSettings(**overrides)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_line(dict(e)) for e in exc.errors())) from None
+        raise ConfigError(one_line(exc, _line, sep="\n")) from None
 
 
 QUEUE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")  # the server's rule (docs/control-plane.md)
@@ -390,17 +379,15 @@ OTHER_EXECUTOR_NAMES = ("EXECUTOR_DOCKER_DAEMON_JSON", "EXECUTOR_MANAGED", "EXEC
 
 def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     """One warning per EXECUTOR_* variable nothing reads, with the closest known name (a misspelling is likely)."""
-    known = [str(f.validation_alias) for f in ExecutorSettings.model_fields.values() if f.validation_alias]
-    lines = []
-    for name in sorted(environ):
-        if not name.startswith("EXECUTOR_") or name in known or name in OTHER_EXECUTOR_NAMES:
-            continue
-        if name.startswith(OTHER_EXECUTOR_PREFIXES):
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        lines.append(f"executor: warning: {name} is not an executor setting and is ignored{hint}")
-    return lines
+    return settings_common.unknown_variables(
+        environ,
+        prefix="EXECUTOR_",
+        known=[str(f.validation_alias) for f in ExecutorSettings.model_fields.values() if f.validation_alias],
+        what="an executor setting",
+        program="executor: ",
+        read_elsewhere=OTHER_EXECUTOR_NAMES,
+        read_elsewhere_prefixes=OTHER_EXECUTOR_PREFIXES,
+    )
 
 
 def make_executor_name() -> str:

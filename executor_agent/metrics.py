@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -24,6 +20,9 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+
+from executor_agent.metrics_http import MetricsHTTPServer, routing_app
+from executor_agent.settings_common import split_host_port
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # `*_created` series double every counter and no dashboard reads them
@@ -85,14 +84,17 @@ def exposition() -> str:
     return generate_latest(REGISTRY).decode()
 
 
-class MetricsServer:
-    """A small HTTP server in a daemon thread; `port` is the bound port (useful when configured as :0).
+NOT_FOUND = b"not found: try /metrics or /proxy?module=executor|node|registry\n"
+
+
+class MetricsServer(MetricsHTTPServer):
+    """/metrics and /proxy in a daemon thread; `port` is the bound port (useful when configured as :0).
 
     `registry_exporter_url` defaults to DOCKER_REGISTRY_NODE_EXPORTER_URL from the environment.
     """
 
     def __init__(self, addr: str, node_exporter_url: str, registry_exporter_url: str | None = None) -> None:
-        host, _, port = addr.rpartition(":")
+        host, port = split_host_port(addr, "0.0.0.0")
         if registry_exporter_url is None:
             registry_exporter_url = os.environ.get("DOCKER_REGISTRY_NODE_EXPORTER_URL", "")
         upstreams = {
@@ -100,47 +102,24 @@ class MetricsServer:
             "registry": ("DOCKER_REGISTRY_NODE_EXPORTER_URL", registry_exporter_url.rstrip("/")),
         }
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                url = urlsplit(self.path)
-                module = parse_qs(url.query).get("module", ["executor"])[0]
-                if url.path == "/metrics" or (url.path == "/proxy" and module == "executor"):
-                    self._reply(200, exposition().encode(), CONTENT_TYPE_LATEST)
-                elif url.path == "/proxy" and module in upstreams:
-                    self._forward(*upstreams[module])
-                else:
-                    self._reply(404, b"not found: try /metrics or /proxy?module=executor|node|registry\n", "text/plain")
+        def proxy(query: dict[str, list[str]]) -> tuple[int, str, bytes] | None:
+            module = query.get("module", ["executor"])[0]
+            if module == "executor":
+                return None  # this process's own metrics, as on /metrics
+            if module not in upstreams:
+                return 404, "text/plain", NOT_FOUND
+            return _forward(*upstreams[module])
 
-            def _forward(self, variable: str, upstream: str) -> None:
-                if not upstream:
-                    self._reply(404, f"{variable} is not set\n".encode(), "text/plain")
-                    return
-                try:
-                    with urllib.request.urlopen(f"{upstream}/metrics", timeout=10) as reply:
-                        body = reply.read()
-                        self._reply(200, body, reply.headers.get("Content-Type", "text/plain"))
-                except (urllib.error.URLError, OSError) as exc:
-                    self._reply(
-                        502, f"node_exporter at {upstream} ({variable}) unreachable: {exc}\n".encode(), "text/plain"
-                    )
+        app = routing_app(REGISTRY, {"/proxy": proxy}, NOT_FOUND)
+        super().__init__(host, port, app, name="metrics", request_log=log)
 
-            def _reply(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                log.debug("metrics: " + format, *args)
-
-        self._server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+def _forward(variable: str, upstream: str) -> tuple[int, str, bytes]:
+    """node_exporter's /metrics at `upstream` (named by the environment variable `variable`), passed through."""
+    if not upstream:
+        return 404, "text/plain", f"{variable} is not set\n".encode()
+    try:
+        with urllib.request.urlopen(f"{upstream}/metrics", timeout=10) as answer:
+            return 200, answer.headers.get("Content-Type", "text/plain"), answer.read()
+    except (urllib.error.URLError, OSError) as exc:
+        return 502, "text/plain", f"node_exporter at {upstream} ({variable}) unreachable: {exc}\n".encode()

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import fields
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -44,14 +45,8 @@ _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 def store_config(settings: ServerSettings) -> StoreConfig:
-    return StoreConfig(
-        default_max_retries=settings.max_retries,
-        default_retry_delay_seconds=settings.retry_delay_seconds,
-        stalled_job_seconds=settings.stalled_job_seconds,
-        max_resets=settings.max_resets,
-        max_log_entry_bytes=settings.max_log_entry_bytes,
-        job_retention_seconds=settings.job_retention_days * 86400,
-    )
+    # The fields share the settings' names, so the store gets exactly its part of them.
+    return StoreConfig(**settings.model_dump(include={f.name for f in fields(StoreConfig)}))
 
 
 def database_down(app: FastAPI, exc: BaseException) -> None:

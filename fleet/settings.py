@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from executor_agent.settings_common import is_host_port, is_http_url, split_host_port, unknown_variables
 from fleet.schemas import check_queue_name
 
 MIN_TOKEN_LENGTH = 20  # FLEET_EXECUTORS_ACCESS_TOKEN and FLEET_API_TOKEN
@@ -94,32 +93,26 @@ class ServerSettings(BaseSettings):
     @field_validator("external_url")
     @classmethod
     def _external_url(cls, v: str) -> str:
-        if not v:
-            return v
-        try:
-            parts = urlsplit(v)
-            parts.port  # noqa: B018  # raises on a port that is not a number
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        if v and not is_http_url(v):
             raise ValueError(f"{v!r} is not an http(s) URL, e.g. https://fleet.example.com")
         return v
 
     @field_validator("http_addr")
     @classmethod
     def _addr(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        # Port 0 (any free port) is refused, unlike the metrics addresses: this address is also the default
+        # external URL given to executors, so it must be the port actually listened on.
+        if not is_host_port(v, min_port=1):
             raise ValueError(f"{v!r} is not HOST:PORT, e.g. 127.0.0.1:3080")
         return v
 
     @property
     def host(self) -> str:
-        return self.http_addr.rpartition(":")[0] or "127.0.0.1"
+        return split_host_port(self.http_addr, "127.0.0.1")[0]
 
     @property
     def port(self) -> int:
-        return int(self.http_addr.rpartition(":")[2])
+        return split_host_port(self.http_addr, "127.0.0.1")[1]
 
     @property
     def resolved_external_url(self) -> str:
@@ -136,10 +129,4 @@ def known_names() -> list[str]:
 
 def unknown_names(environ: Mapping[str, str]) -> list[str]:
     """One warning per FLEET_* variable nothing reads, with the closest known name (a misspelling is likely)."""
-    known = known_names()
-    lines = []
-    for name in sorted(n for n in environ if n.startswith("FLEET_") and n not in known):
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        lines.append(f"warning: {name} is not a fleet server setting and is ignored{hint}")
-    return lines
+    return unknown_variables(environ, prefix="FLEET_", known=known_names(), what="a fleet server setting")

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from prometheus_client import disable_created_metrics
 
+from executor_agent.settings_common import split_host_port
 from metrics_publisher.config import ConfigError, PublisherSettings, load_settings
 from metrics_publisher.durations import format_duration
 from metrics_publisher.http_server import StatusServer
@@ -110,9 +111,9 @@ def run(
 
 
 def _start_server(settings: PublisherSettings, publisher: Publisher, telemetry: Telemetry) -> StatusServer:
-    host, _, port = settings.prometheus_addr.rpartition(":")
+    host, port = split_host_port(settings.prometheus_addr, "0.0.0.0")
     try:
-        server = StatusServer(host or "0.0.0.0", int(port), telemetry.registry, publisher.health)
+        server = StatusServer(host, port, telemetry.registry, publisher.health)
     except OSError as exc:
         _fail_config(
             f"EXECUTOR_METRIC_PROMETHEUS_ADDR: cannot listen on {settings.prometheus_addr!r} "

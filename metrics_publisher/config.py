@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from executor_agent.settings_common import Problem, check_one_of, is_host_port, one_line
 from metrics_publisher.durations import parse_duration
 
 DEFAULT_AWS_NAMESPACE = "sourcegraph-executor"
@@ -173,17 +174,14 @@ class PublisherSettings(BaseSettings):
     def _addr(cls, v: str) -> str:
         if v.lower() == "off":
             return "off"
-        host, sep, port = v.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        if not is_host_port(v):
             raise ValueError(f"{v!r} is not HOST:PORT (e.g. 127.0.0.1:9101) or off")
         return v
 
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
-        if v not in LOG_LEVELS:
-            raise ValueError(f"{v!r} is not one of {', '.join(LOG_LEVELS)}")
-        return v
+        return check_one_of(v, LOG_LEVELS)
 
     @model_validator(mode="after")
     def _consistent(self) -> PublisherSettings:
@@ -301,7 +299,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> PublisherSettings
             return PublisherSettings()  # type: ignore[call-arg]
         return _settings_from_mapping(environ)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        raise ConfigError(one_line(exc, _line, first_only=True)) from None
 
 
 def _settings_from_mapping(environ: Mapping[str, str]) -> PublisherSettings:
@@ -311,18 +309,15 @@ def _settings_from_mapping(environ: Mapping[str, str]) -> PublisherSettings:
     return PublisherSettings.model_validate(values)
 
 
-def _one_line(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if not err["loc"]:
-        return msg
-    name = str(err["loc"][0])
-    if err["type"] == "missing":
-        return f"{name}: not set; {_describe(name)}"
-    secret = name in _SECRET_NAMES
-    value = err.get("input")
-    hide = secret or not isinstance(value, str) or repr(value) in msg
-    return f"{name}: {msg}" + ("" if hide else f" (got {value!r})")
+def _line(p: Problem) -> str:
+    # Model-level checks already start with the variable's name.
+    if p.name is None:
+        return p.msg
+    if p.kind == "missing":
+        return f"{p.name}: not set; {_describe(p.name)}"
+    # Secrets are never echoed; nor is a value the message already quotes.
+    hide = p.name in _SECRET_NAMES or not isinstance(p.input, str) or repr(p.input) in p.msg
+    return f"{p.name}: {p.msg}" + ("" if hide else f" (got {p.input!r})")
 
 
 def _describe(name: str) -> str:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from executor_agent.settings_common import Problem, one_line
+
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
@@ -18,11 +20,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def settings_error_line(exc: ValidationError, env_prefix: str) -> str:
-    parts = []
-    for err in exc.errors():
-        field = str(err["loc"][0]) if err.get("loc") else "?"
-        msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        if err.get("type") == "missing":
-            msg = "is required"
-        parts.append(f"{env_prefix}{field.upper()} {msg}")
-    return "; ".join(parts)
+    """Settings errors named by their variables: `FLEET_HTTP_ADDR 'x' is not HOST:PORT, ...; FLEET_API_TOKEN ...`."""
+
+    def render(p: Problem) -> str:
+        msg = "is required" if p.kind == "missing" else p.msg
+        return f"{env_prefix}{(p.name or '?').upper()} {msg}"
+
+    return one_line(exc, render)

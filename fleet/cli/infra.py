@@ -14,15 +14,15 @@ from typing import Annotated
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail
-from fleet.cli.main import app, examples
+from fleet.cli.helptext import examples
 from fleet.cli.output import camel, json_out
 
 infra_app = typer.Typer(
+    name="infra",
     help="Create, change and remove the fleet described by fleet.toml, with Terraform and our modules.",
     no_args_is_help=True,
     epilog=examples("fleet infra init && fleet infra plan", "fleet infra apply --yes", "fleet infra status"),
 )
-app.add_typer(infra_app, name="infra")
 
 DEFAULT_PATH = Path("fleet.toml")  # fleet.infra.config.DEFAULT_PATH, without importing the config models
 

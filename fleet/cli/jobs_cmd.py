@@ -11,23 +11,26 @@ import typer
 
 from fleet.cli.client import FleetClient
 from fleet.cli.errors import fail
-from fleet.cli.main import app, examples
+from fleet.cli.helptext import examples
 from fleet.cli.output import MISSING, console, duration, json_out, show, styled, table, when
 
 jobs_app = typer.Typer(
+    name="jobs",
     help="Submit, follow, list, inspect, cancel and retry jobs.",
     no_args_is_help=True,
     epilog=examples("fleet jobs submit job.json --wait", "fleet jobs list --state failed", "fleet jobs logs 42 -f"),
 )
-queues_app = typer.Typer(help="Queue sizes; `fleet queues add NAME` creates a queue.", invoke_without_command=True)
+queues_app = typer.Typer(
+    name="queues", help="Queue sizes; `fleet queues add NAME` creates a queue.", invoke_without_command=True
+)
 repos_app = typer.Typer(
+    name="repos",
     help="Repositories the server's git proxy serves to executors.",
     no_args_is_help=True,
     epilog=examples("fleet repos add github.com/acme/app /srv/git/app", "fleet repos list"),
 )
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(queues_app, name="queues")
-app.add_typer(repos_app, name="repos")
+# `fleet executors`, a single command: fleet.cli.main merges it into `fleet`.
+executors_app = typer.Typer()
 TERMINAL = {"completed", "failed", "canceled"}
 JSON_HELP = "Print JSON instead of a table: the API's records, camelCase keys."
 
@@ -261,7 +264,9 @@ def add_queue(
     )
 
 
-@app.command("executors", epilog=examples("fleet executors", "fleet executors --all", "fleet executors --json"))
+@executors_app.command(
+    "executors", epilog=examples("fleet executors", "fleet executors --all", "fleet executors --json")
+)
 def executors(
     show_all: bool = typer.Option(False, "--all", help="Also list inactive executors (drained or crashed)."),
     as_json: bool = _json_opt(),

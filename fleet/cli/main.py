@@ -1,21 +1,23 @@
-"""The `fleet` command line: the server, the job API from a terminal, and the fleet lifecycle."""
+"""The `fleet` command line: the server, the job API from a terminal, and the fleet lifecycle.
+
+Each command module defines its own Typer app; this module composes them into `fleet` (the modules import nothing
+from here, so there is no import circle).
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import typer
 
 from fleet import __version__
+from fleet.cli.helptext import examples
 
 app = typer.Typer(
     name="fleet",
     help="executor-fleet control plane: run the server, submit and inspect jobs, manage the fleet.",
     no_args_is_help=True,
 )
-
-
-def examples(*lines: str) -> str:
-    """The `Examples:` block every command's --help ends with."""
-    return "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
 
 
 def _version(value: bool) -> None:
@@ -41,38 +43,40 @@ def _root(
     """
 
 
-# Which module registers each top-level command (see _register).
-COMMAND_MODULES = {
-    "jobs": "jobs_cmd",
-    "queues": "jobs_cmd",
-    "executors": "jobs_cmd",
-    "repos": "jobs_cmd",
-    "server": "server_cmd",
-    "infra": "infra",
-    "simulate": "simulate",
-    "status": "status",
+# Each top-level command: the module and the Typer app in it that holds it. A group's app is named (`infra`), a
+# single command's app is not and its command is merged into `fleet`. `--help` lists them in this order.
+COMMANDS = {
+    "executors": ("jobs_cmd", "executors_app"),
+    "server": ("server_cmd", "app"),
+    "simulate": ("simulate", "app"),
+    "status": ("status", "app"),
+    "infra": ("infra", "infra_app"),
+    "jobs": ("jobs_cmd", "jobs_app"),
+    "queues": ("jobs_cmd", "queues_app"),
+    "repos": ("jobs_cmd", "repos_app"),
 }
+_mounted: set[str] = set()
 
 
 def _register(argv: list[str] | None = None) -> None:
-    """Import the sub-command modules, which register themselves on `app`.
+    """Mount the sub-command apps on `app`; calling it again mounts only what is not mounted yet.
 
-    With `argv`, only the module of the command being run: typer builds a validator for every parameter of every
-    registered command at each start, so `fleet queues` does not pay for `fleet simulate`'s thirty options.
-    `--help`, completion and unknown commands get them all. The modules import their heavy libraries (cloud SDKs,
-    Terraform, SQLAlchemy, FastAPI) inside the commands.
+    With `argv`, only the command being run: typer builds a validator for every parameter of every mounted command
+    at each start, so `fleet queues` does not pay for `fleet simulate`'s thirty options. `--help`, completion and
+    unknown commands get them all. The modules import their heavy libraries (cloud SDKs, Terraform, SQLAlchemy,
+    FastAPI) inside the commands.
     """
-    import importlib
     import os
 
     first = next((a for a in argv or [] if not a.startswith("-")), None)
     completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
-    if argv is not None and first in COMMAND_MODULES and not completing:
-        names = [COMMAND_MODULES[first]]
-    else:
-        names = sorted(set(COMMAND_MODULES.values()))
+    names = [first] if argv is not None and first in COMMANDS and not completing else list(COMMANDS)
     for name in names:
-        importlib.import_module(f"fleet.cli.{name}")
+        if name in _mounted:
+            continue
+        module, attr = COMMANDS[name]
+        app.add_typer(getattr(importlib.import_module(f"fleet.cli.{module}"), attr))
+        _mounted.add(name)
 
 
 def main() -> None:

@@ -10,7 +10,10 @@ from typing import Any
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail, settings_error_line
-from fleet.cli.main import app, examples
+from fleet.cli.helptext import examples
+
+# `fleet server`, a single command: fleet.cli.main merges it into `fleet`.
+app = typer.Typer()
 
 
 @app.command(
@@ -51,12 +54,15 @@ def server(
         }.items()
         if v is not None
     }
+    from executor_agent.settings_common import check_one_of
     from fleet.settings import LOG_LEVELS, unknown_names
 
     for line in unknown_names(os.environ):
         typer.echo(line, err=True)
-    if log_level.lower() not in LOG_LEVELS:
-        fail(f"FLEET_LOG_LEVEL (--log-level) {log_level!r} is not one of {', '.join(LOG_LEVELS)}", EXIT_CONFIG)
+    try:
+        check_one_of(log_level, LOG_LEVELS, fold_case=True)
+    except ValueError as exc:
+        fail(f"FLEET_LOG_LEVEL (--log-level) {exc}", EXIT_CONFIG)
     try:
         settings = ServerSettings(**overrides)
     except ValidationError as exc:

@@ -9,11 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail
-from fleet.cli.main import app, examples
+from fleet.cli.helptext import examples
 from fleet.simulate.trace import Arrival, GeneratorSpec, TraceError, Workload, generate, read_csv, write_csv
 
 POLICY = "Policy (the Terraform module variables and the autoscaler's timing)"
 WORKLOAD = "Generated workload (when no TRACE is given)"
+
+
+# `fleet simulate`, a single command: fleet.cli.main merges it into `fleet`.
+app = typer.Typer()
 
 
 @app.command(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fleet.cli.errors import EXIT_CONFIG, fail
-from fleet.cli.main import app, examples
+from fleet.cli.helptext import examples
 from fleet.cli.output import camel, duration, json_out
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ def render(statuses: list[PoolStatus]) -> str:
     for st in statuses:
         lines.extend(f"warning: {st.pool}: {w}" for w in st.warnings)
     return "\n".join(lines)
+
+
+# `fleet status`, a single command: fleet.cli.main merges it into `fleet`.
+app = typer.Typer()
 
 
 @app.command("status", epilog=examples("fleet status", "fleet status -c prod.toml --json"))

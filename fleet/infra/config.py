@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from executor_agent.settings_common import Problem, one_line
+
 DEFAULT_PATH = Path("fleet.toml")
 MIN_SECRET_LENGTH = 20
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,14}$"
@@ -174,21 +176,20 @@ class FleetConfig(_Section):
 
 
 def _error_line(exc: ValidationError, path: Path) -> str:
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        kind = err.get("type")
-        if kind == "missing":
+    def render(p: Problem) -> str:
+        if p.kind == "missing":
             msg = "is required; add it"
-        elif kind == "extra_forbidden":
+        elif p.kind == "extra_forbidden":
             msg = "is not a known key; remove it or check its spelling (see docs/infra.md)"
-        elif kind == "string_pattern_mismatch":
-            msg = f"{err.get('input')!r} does not match {err.get('ctx', {}).get('pattern')}"
-        elif "input" in err and not isinstance(err["input"], dict):
-            msg = f"{err['input']!r}: {msg}"
-        parts.append(f"{key}: {msg}" if key else msg)
-    return f"{path}: " + "; ".join(parts)
+        elif p.kind == "string_pattern_mismatch":
+            msg = f"{p.input!r} does not match {p.ctx.get('pattern')}"
+        elif p.has_input and not isinstance(p.input, dict):
+            msg = f"{p.input!r}: {p.msg}"
+        else:
+            msg = p.msg
+        return f"{p.key}: {msg}" if p.key else msg
+
+    return one_line(exc, render, prefix=f"{path}: ")
 
 
 def parse_config(data: dict[str, Any], path: Path) -> FleetConfig:

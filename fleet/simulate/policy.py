@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from executor_agent.settings_common import Problem, one_line
+
 
 class ScalingMode(StrEnum):
     # Our modules: desired jumps straight to ceil(queue size / jobs_per_instance_scaling).
@@ -90,16 +92,17 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def policy_error_line(exc: ValidationError, where: str) -> str:
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err.get("loc", ())) or "policy"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
+    def render(p: Problem) -> str:
+        key = p.key or "policy"
+        if p.kind == "extra_forbidden":
             msg = f"is not a policy key; use one of {', '.join(Policy.model_fields)}"
-        elif "input" in err and key != "policy":
-            msg = f"{err['input']!r}: {msg}"
-        parts.append(f"{where} {key} {msg}")
-    return "; ".join(parts)
+        elif p.has_input and key != "policy":
+            msg = f"{p.input!r}: {p.msg}"
+        else:
+            msg = p.msg
+        return f"{where} {key} {msg}"
+
+    return one_line(exc, render)
 
 
 def make_policy(values: dict[str, object], where: str = "policy") -> Policy:

@@ -39,12 +39,15 @@ def hash_token(token: str) -> str:
 
 @dataclass
 class StoreConfig:
-    default_max_retries: int = 3
-    default_retry_delay_seconds: float = 10.0
+    """The store's part of fleet.settings.ServerSettings, under the same names (fleet.app.store_config copies it);
+    a dataclass so that tests and benchmarks make a store without the server's required tokens."""
+
+    max_retries: int = 3  # of a queue created without its own
+    retry_delay_seconds: float = 10.0  # likewise
     stalled_job_seconds: float = 25.0
     max_resets: int = 3
     max_log_entry_bytes: int = 1024 * 1024
-    job_retention_seconds: float = 0.0  # 0 keeps finished jobs forever
+    job_retention_days: float = 0.0  # 0 keeps finished jobs forever
 
 
 class Database:

@@ -83,8 +83,8 @@ class QueueStore:
         cfg = self.db.config
         return {
             "name": name,
-            "max_retries": cfg.default_max_retries,
-            "retry_delay_seconds": cfg.default_retry_delay_seconds,
+            "max_retries": cfg.max_retries,
+            "retry_delay_seconds": cfg.retry_delay_seconds,
             "created_at": self.db.clock(),
         }
 

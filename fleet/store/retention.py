@@ -26,10 +26,10 @@ class Retention:
 
     def delete_expired(self) -> int:
         """Delete finished jobs past the retention period; returns how many. A no-op when retention is off."""
-        keep = self.db.config.job_retention_seconds
+        keep = self.db.config.job_retention_days
         if keep <= 0:
             return 0
-        cutoff = self.db.clock() - timedelta(seconds=keep)
+        cutoff = self.db.clock() - timedelta(days=keep)
         deleted = 0
         for _ in range(MAX_BATCHES):
             with self.db.write() as conn:

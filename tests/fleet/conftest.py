@@ -31,7 +31,7 @@ def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
     s = Store.open(
         database_url,
         clock,
-        StoreConfig(default_max_retries=2, default_retry_delay_seconds=30, stalled_job_seconds=25, max_resets=3),
+        StoreConfig(max_retries=2, retry_delay_seconds=30, stalled_job_seconds=25, max_resets=3),
     )
     s.queues.ensure(["batches", "codeintel"])
     yield s

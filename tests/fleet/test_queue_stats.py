@@ -91,7 +91,7 @@ def test_counts_exact_through_every_transition(store: Store, clock: FakeClock) -
     assert store.jobs.get(other)["state"] == "failed"
     assert check(store)[("codeintel", "failed")] == 1
 
-    store.db.config = replace(store.db.config, job_retention_seconds=60)  # retention deletes finished jobs
+    store.db.config = replace(store.db.config, job_retention_days=60 / 86400)  # retention deletes finished jobs
     clock.advance(3600)
     assert store.retention.delete_expired() == 6
     assert check(store) == {}

@@ -368,7 +368,7 @@ def test_postgresql_claim_plan_walks_the_claim_index(pg_cluster: Any, clock: Fak
 
 def test_retention_deletes_old_finished_jobs_with_their_logs(store: Store, clock: FakeClock) -> None:
     assert store.retention.delete_expired() == 0  # off by default: nothing is ever deleted
-    store.db.config = replace(store.db.config, job_retention_seconds=3600)
+    store.db.config = replace(store.db.config, job_retention_days=3600 / 86400)
     done = submit(store)
     store.jobs.claim(["batches"], "e")
     store.logs.add("batches", done, "e", {"key": "step.0", "command": ["true"], "startTime": clock()})
@@ -396,7 +396,7 @@ def test_retention_deletes_old_finished_jobs_with_their_logs(store: Store, clock
 def test_retention_works_in_batches(store: Store, clock: FakeClock) -> None:
     from fleet.store import retention
 
-    store.db.config = replace(store.db.config, job_retention_seconds=60)
+    store.db.config = replace(store.db.config, job_retention_days=60 / 86400)
     ids = [submit(store) for _ in range(retention.BATCH + 7)]
     for job_id in ids:
         store.jobs.cancel(job_id)

@@ -81,7 +81,7 @@ async def running(database_url: str, recheck: float = 3600, retry_delay: float =
         long_poll_recheck_seconds=recheck,
         resetter_interval_seconds=3600,
     )  # type: ignore[call-arg]
-    store = Store.open(database_url, config=StoreConfig(default_retry_delay_seconds=retry_delay))
+    store = Store.open(database_url, config=StoreConfig(retry_delay_seconds=retry_delay))
     statements = Statements()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:

@@ -50,7 +50,7 @@ def test_stall_resetter_holds_off_after_a_freeze(store: Store, clock: FakeClock)
 
 
 def test_retention_deletes_expired_jobs(database_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
-    store = Store.open(database_url, clock, StoreConfig(job_retention_seconds=3600))
+    store = Store.open(database_url, clock, StoreConfig(job_retention_days=3600 / 86400))
     try:
         store.queues.ensure(["batches"])
         old, fresh = _submit(store), _submit(store)

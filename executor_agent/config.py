@@ -22,7 +22,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from executor_agent.durations import format_duration, parse_duration, parse_size
+from executor_agent.protocol.durations import format_duration, parse_duration, parse_size
 
 CONFIG_EXIT_CODE = 2
 MIN_SECRET_LENGTH = 20  # as the server requires of FLEET_EXECUTORS_ACCESS_TOKEN

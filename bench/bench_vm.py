@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from executor_agent.job import JobSpec, StopSignal  # noqa: E402
+from executor_agent.job import StopSignal  # noqa: E402
 from executor_agent.logstream import LogEntry  # noqa: E402
+from executor_agent.protocol.jobs import JobSpec  # noqa: E402
 from executor_agent.redaction import Redactor  # noqa: E402
 from executor_agent.runtimes.base import StepRun  # noqa: E402
 from executor_agent.runtimes.docker import DockerRuntime  # noqa: E402

@@ -1,4 +1,4 @@
-"""The executor protocol from the agent's side (docs/executor.md): queue routes and job routes.
+"""The executor protocol from the agent's side (docs/executor.md, docs/protocol.md): queue routes and job routes.
 
 Transport failures and 5xx are retryable; on job routes 401/403/404 mean the job is no longer ours (finished,
 requeued or canceled elsewhere) and are never retried.
@@ -22,12 +22,20 @@ import httpx
 import tenacity
 
 from executor_agent import metrics
-from executor_agent.job import JobSpec
+from executor_agent.protocol.jobs import JobSpec
+from executor_agent.protocol.wire import (
+    EXECUTOR_NAME_HEADER,
+    EXECUTOR_SCHEME,
+    JOB_ID_HEADER,
+    TEST_AUTH_PATH,
+    JobRoute,
+    QueueRoute,
+    multi_queue_path,
+    queue_path,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-JOB_ID_HEADER = "X-Sourcegraph-Job-ID"
-EXECUTOR_NAME_HEADER = "X-Sourcegraph-Executor-Name"
 BACKOFF = tenacity.wait_random_exponential(multiplier=0.5, max=30.0)
 PROBE_PERIOD = (1.0, 2.0)  # seconds between probes of a server that does not answer, jittered
 # Set while the server answers; cleared by a call that found it unreachable. Backing-off calls wait on it.
@@ -108,7 +116,7 @@ class ApiClient:
         self._http = self._client()
         # Dequeues long-poll on their own connection, so a drain can cut them short without touching job writes.
         self._poll_http = self._client()
-        self._auth = {"Authorization": f"token-executor {password}"}
+        self._auth = {"Authorization": f"{EXECUTOR_SCHEME} {password}"}
         self._probing = threading.Lock()
         self._closed = threading.Event()
 
@@ -192,9 +200,9 @@ class ApiClient:
     def dequeue(self, queues: list[str], wait: float, resources: dict[str, Any]) -> dict[str, Any] | None:
         body: dict[str, Any] = {"executorName": self.executor_name, "version": self.version, **resources}
         if len(queues) == 1:
-            path = f"/.executors/queue/{queues[0]}/dequeue"
+            path = queue_path(QueueRoute.DEQUEUE, queues[0])
         else:
-            path, body["queues"] = "/.executors/queue/dequeue", queues
+            path, body["queues"] = multi_queue_path(QueueRoute.DEQUEUE), queues
         params = {"wait": f"{wait:g}"} if wait > 0 else None
         response = self.request("dequeue", "POST", path, json=body, params=params, timeout=wait + 30, polling=True)
         if response.status_code == 204:
@@ -206,16 +214,16 @@ class ApiClient:
     def heartbeat(self, queues: list[str], job_ids: list[int], info: dict[str, str]) -> tuple[set[int], set[int]]:
         body: dict[str, Any] = {"executorName": self.executor_name, "jobIds": [str(i) for i in job_ids], **info}
         if len(queues) == 1:
-            path = f"/.executors/queue/{queues[0]}/heartbeat"
+            path = queue_path(QueueRoute.HEARTBEAT, queues[0])
         else:
-            path, body["queueNames"] = "/.executors/queue/heartbeat", queues
+            path, body["queueNames"] = multi_queue_path(QueueRoute.HEARTBEAT), queues
         reply = self.request("heartbeat", "POST", path, json=body).json()
         return {int(i) for i in reply.get("knownIds", [])}, {int(i) for i in reply.get("cancelIds", [])}
 
     def test_auth(self, queues: list[str] | None = None) -> httpx.Response:
         """Checks the secret, and that the server has these queues (404 naming the first it lacks)."""
         params = {"queue": queues} if queues else None
-        return self.request("test_auth", "GET", "/.executors/test/auth", params=params)
+        return self.request("test_auth", "GET", TEST_AUTH_PATH, params=params)
 
     def for_job(self, job: JobSpec) -> JobClient:
         return JobClient(self, job)
@@ -233,22 +241,22 @@ class JobClient:
             EXECUTOR_NAME_HEADER: api.executor_name,
         }
 
-    def _post(self, op: str, route: str, body: dict[str, Any]) -> httpx.Response:
+    def _post(self, op: str, route: JobRoute, body: dict[str, Any]) -> httpx.Response:
         payload = {"executorName": self.api.executor_name, "jobId": self.job.id, **body}
-        path = f"/.executors/queue/{self.job.queue}/{route}"
+        path = queue_path(route, self.job.queue)
         return self.api.request(op, "POST", path, json=payload, headers=self.headers, gone_on=(401, 403, 404))
 
     def add_log_entry(self, entry: dict[str, Any]) -> int:
-        return int(self._post("add_execution_log_entry", "addExecutionLogEntry", entry).json())
+        return int(self._post("add_execution_log_entry", JobRoute.ADD_LOG_ENTRY, entry).json())
 
     def update_log_entry(self, entry_id: int, entry: dict[str, Any]) -> None:
-        self._post("update_execution_log_entry", "updateExecutionLogEntry", {**entry, "entryId": entry_id})
+        self._post("update_execution_log_entry", JobRoute.UPDATE_LOG_ENTRY, {**entry, "entryId": entry_id})
 
     def mark_complete(self) -> None:
-        self._post("mark_complete", "markComplete", {})
+        self._post("mark_complete", JobRoute.MARK_COMPLETE, {})
 
     def mark_errored(self, message: str) -> None:
-        self._post("mark_errored", "markErrored", {"errorMessage": message})
+        self._post("mark_errored", JobRoute.MARK_ERRORED, {"errorMessage": message})
 
     def mark_failed(self, message: str) -> None:
-        self._post("mark_failed", "markFailed", {"errorMessage": message})
+        self._post("mark_failed", JobRoute.MARK_FAILED, {"errorMessage": message})

@@ -232,9 +232,11 @@ def cmd_run(settings: ExecutorSettings) -> int:
 def cmd_test_vm(settings: ExecutorSettings, repo: str, revision: str, name_only: bool) -> int:
     from executor_agent import workspace as ws
     from executor_agent.config import make_executor_name
-    from executor_agent.job import JobSpec, StopSignal
+    from executor_agent.job import StopSignal
     from executor_agent.jobrunner import clone_env
     from executor_agent.logstream import LogEntry
+    from executor_agent.protocol.jobs import JobSpec
+    from executor_agent.protocol.wire import EXECUTOR_SCHEME
     from executor_agent.redaction import DEFAULT_REPLACEMENT, Redactor
     from executor_agent.runtimes import RuntimeUnavailable, make_runtime
     from executor_agent.runtimes.base import run_host_command
@@ -255,7 +257,7 @@ def cmd_test_vm(settings: ExecutorSettings, repo: str, revision: str, name_only:
         job = JobSpec(id=0, repositoryName=repo, commit=revision)
         redactor = Redactor({settings.frontend_password: DEFAULT_REPLACEMENT})
         # The shared secret reaches git through its environment, as a job's token does: never on a command line.
-        env = clone_env(job, name, authorization=f"token-executor {settings.frontend_password}")
+        env = clone_env(job, name, authorization=f"{EXECUTOR_SCHEME} {settings.frontend_password}")
         for key, argv in ws.clone_commands(job, settings.frontend_url, name):
             if key == "setup.git.checkout":
                 # What the fetch just fetched: a symbolic revision such as HEAD names nothing in a fresh clone.

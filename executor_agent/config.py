@@ -21,7 +21,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from executor_agent import settings_common
-from executor_agent.durations import format_duration, parse_duration, parse_size
+from executor_agent.protocol.durations import format_duration, parse_duration, parse_size
 from executor_agent.settings_common import Problem, check_one_of, is_host_port, is_http_url, one_line
 
 CONFIG_EXIT_CODE = 2

@@ -1,49 +1,9 @@
-"""A job as the server hands it out (job JSON version 2), and what can stop it early."""
+"""What can stop a job early, and how a job fails; the job JSON itself is executor_agent.protocol.jobs."""
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from enum import StrEnum
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class _Lenient(BaseModel):
-    # Newer servers may add fields; an older agent ignores what it does not know.
-    model_config = ConfigDict(extra="ignore")
-
-
-class FileEntry(_Lenient):
-    content: str = ""
-    modifiedAt: datetime | None = None
-
-
-class Step(_Lenient):
-    key: str = ""
-    image: str = ""
-    commands: list[str] = Field(default_factory=list)
-    dir: str = ""
-    env: list[str] = Field(default_factory=list)
-
-
-class JobSpec(_Lenient):
-    version: int = 2
-    id: int
-    queue: str = ""
-    token: str = ""
-    repositoryName: str = ""
-    repositoryDirectory: str = ""
-    commit: str = ""
-    fetchTags: bool = False
-    shallowClone: bool = False
-    sparseCheckout: list[str] = Field(default_factory=list)
-    files: dict[str, FileEntry] = Field(default_factory=dict)
-    dockerSteps: list[Step] = Field(default_factory=list)
-    cliSteps: list[Step] = Field(default_factory=list)
-    redactedValues: dict[str, str] = Field(default_factory=dict)
-    dockerAuthConfig: dict[str, Any] = Field(default_factory=dict)
 
 
 class StopReason(StrEnum):

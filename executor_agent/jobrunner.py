@@ -16,9 +16,11 @@ from executor_agent import metrics
 from executor_agent import workspace as ws
 from executor_agent.apiclient import ApiClient, ApiError, JobClient, JobGone, retry
 from executor_agent.config import ExecutorSettings
-from executor_agent.durations import format_duration
-from executor_agent.job import JobFailure, JobSpec, Step, StopReason, StopSignal
+from executor_agent.job import JobFailure, StopReason, StopSignal
 from executor_agent.logstream import LogStreamer
+from executor_agent.protocol.durations import format_duration
+from executor_agent.protocol.jobs import JobSpec, Step
+from executor_agent.protocol.wire import Outcome
 from executor_agent.redaction import DEFAULT_REPLACEMENT, Redactor
 from executor_agent.runtimes.base import JobSandbox, Runtime, StepRun, run_host_command
 from executor_agent.runtimes.shell import BASE_ENV_NAMES
@@ -51,7 +53,7 @@ class JobRunner:
         # Set when the executor is being killed: results that still cannot be delivered are then given up, loudly.
         self.hard_stop = hard_stop or threading.Event()
 
-    def run(self, raw: dict[str, Any], stop: StopSignal) -> str:
+    def run(self, raw: dict[str, Any], stop: StopSignal) -> Outcome:
         """Handle one dequeued job; returns the outcome reported (or why none was)."""
         try:
             job = JobSpec.model_validate(raw)
@@ -89,7 +91,7 @@ class JobRunner:
         outcome = self._report(client, job, stop, failure, redactor)
         metrics.processor_total.labels(queue).inc()
         metrics.processor_duration.labels(queue).observe(time.monotonic() - started)
-        if outcome not in ("completed", "canceled", "abandoned"):
+        if outcome not in (Outcome.COMPLETED, Outcome.CANCELED, Outcome.ABANDONED):
             metrics.processor_errors.labels(queue).inc()
         log.info("job %s: %s after %.1fs", job.id, outcome, time.monotonic() - started)
         return outcome
@@ -102,13 +104,13 @@ class JobRunner:
             workspace.remove()
             streamer.record("teardown.workspace", ["rm", "-rf", str(workspace.job_dir)], "", 0)
 
-    def _refuse(self, raw: dict[str, Any], message: str) -> str:
+    def _refuse(self, raw: dict[str, Any], message: str) -> Outcome:
         log.error("job %s: %s", raw.get("id"), message)
         try:
             bare = JobSpec(id=int(raw["id"]), queue=str(raw["queue"]), token=str(raw["token"]))
         except (KeyError, TypeError, ValueError):
-            return "undelivered"  # without id, queue and token nothing can be reported; the server requeues it
-        return deliver(self.api.for_job(bare), bare.id, "failed", message, self.hard_stop)
+            return Outcome.UNDELIVERED  # without id, queue and token nothing can be reported; the server requeues it
+        return deliver(self.api.for_job(bare), bare.id, Outcome.FAILED, message, self.hard_stop)
 
     def _execute(self, job: JobSpec, workspace: ws.Workspace, streamer: LogStreamer, stop: StopSignal) -> None:
         if job.repositoryName:
@@ -181,44 +183,44 @@ class JobRunner:
 
     def _report(
         self, client: JobClient, job: JobSpec, stop: StopSignal, failure: JobFailure | None, redactor: Redactor
-    ) -> str:
+    ) -> Outcome:
         if stop.reason == StopReason.ABANDONED:
             log.warning("job %s: abandoned (the server no longer assigns it to this executor); not reported", job.id)
-            return "abandoned"
+            return Outcome.ABANDONED
         if stop.reason == StopReason.TIMEOUT:
             limit = format_duration(self.settings.maximum_runtime_per_job)
-            outcome, message = "errored", f"job exceeded maximum execution time of {limit}"
+            outcome, message = Outcome.ERRORED, f"job exceeded maximum execution time of {limit}"
         elif stop.reason == StopReason.CANCELED:
             # Any mark* of a job with a pending cancel is recorded as canceled by the server.
-            outcome, message = "canceled", "job was canceled"
+            outcome, message = Outcome.CANCELED, "job was canceled"
         elif stop.reason == StopReason.SHUTDOWN:
-            outcome, message = "failed", "executor was stopped while the job was running (second signal)"
+            outcome, message = Outcome.FAILED, "executor was stopped while the job was running (second signal)"
         elif failure is not None:
-            outcome, message = ("errored" if failure.retryable else "failed"), redactor.redact(str(failure))
+            outcome, message = (Outcome.ERRORED if failure.retryable else Outcome.FAILED), redactor.redact(str(failure))
         else:
-            outcome, message = "completed", ""
+            outcome, message = Outcome.COMPLETED, ""
         return deliver(client, job.id, outcome, message, self.hard_stop)
 
 
-def deliver(client: JobClient, job_id: int, outcome: str, message: str, hard_stop: threading.Event) -> str:
+def deliver(client: JobClient, job_id: int, outcome: Outcome, message: str, hard_stop: threading.Event) -> Outcome:
     """Send the result until the server accepts or refuses it; only a hard stop gives up, and says so."""
 
     def send() -> None:
-        if outcome == "completed":
+        if outcome == Outcome.COMPLETED:
             client.mark_complete()
-        elif outcome == "errored":
+        elif outcome == Outcome.ERRORED:
             client.mark_errored(message)
-        else:
+        else:  # failed, and canceled: the server records a pending cancel as `canceled`
             client.mark_failed(message)
 
     try:
         retry(send, what=f"reporting job {job_id} {outcome}", should_stop=hard_stop.is_set)
     except JobGone as exc:
         log.warning("job %s: the server refused the %s report (%s); the job is no longer ours", job_id, outcome, exc)
-        return "abandoned"
+        return Outcome.ABANDONED
     except ApiError as exc:
         log.error("job %s: result %s NOT delivered: %s", job_id, outcome, exc)
-        return "undelivered"
+        return Outcome.UNDELIVERED
     if message:
         log.warning("job %s: %s: %s", job_id, outcome, message)
     return outcome

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from executor_agent.apiclient import ApiError, JobGone, backoff_delays, retry, server_answering
-from executor_agent.durations import format_size
+from executor_agent.protocol.durations import format_size
 from executor_agent.redaction import Redactor
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from executor_agent.apiclient import ApiClient, Refused, ServerUnavailable
 from executor_agent.config import ExecutorSettings
 from executor_agent.hostinfo import MIN_GIT, executor_version, git_version
+from executor_agent.protocol.wire import TEST_AUTH_PATH
 from executor_agent.runtimes import RuntimeUnavailable, make_runtime
 
 Check = tuple[bool, str]
@@ -46,7 +47,7 @@ def check_server(settings: ExecutorSettings) -> Check:
             )
         if exc.status == 404 and "unknown queue" in str(exc):
             return False, f"server: {settings.frontend_url} has no such queue: {exc}; check EXECUTOR_QUEUE_NAME(S)"
-        return False, f"server: {settings.frontend_url}/.executors/test/auth answered {exc}; is it a fleet server?"
+        return False, f"server: {settings.frontend_url}{TEST_AUTH_PATH} answered {exc}; is it a fleet server?"
     finally:
         api.close()
     return True, f"server {settings.frontend_url} reachable, executor secret accepted"

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from executor_agent.job import FileEntry, JobFailure, JobSpec
+from executor_agent.job import JobFailure
+from executor_agent.protocol.jobs import FileEntry, JobSpec
+from executor_agent.protocol.wire import EXECUTOR_NAME_HEADER, JOB_ID_HEADER, git_path
 
 OWNER_FILE = "owner.json"
 SPARSE_KEY = "setup.git.sparse-checkout"
@@ -57,8 +59,8 @@ def git_auth_env(job: JobSpec, executor_name: str, authorization: str = "") -> d
     """
     headers = [
         f"Authorization: {authorization or 'Bearer ' + job.token}",
-        f"X-Sourcegraph-Job-ID: {job.id}",
-        f"X-Sourcegraph-Executor-Name: {executor_name}",
+        f"{JOB_ID_HEADER}: {job.id}",
+        f"{EXECUTOR_NAME_HEADER}: {executor_name}",
     ]
     env = {"GIT_CONFIG_COUNT": str(len(headers))}
     for i, header in enumerate(headers):
@@ -72,7 +74,7 @@ def clone_commands(job: JobSpec, frontend_url: str, executor_name: str) -> list[
 
     No secret in the URL or the arguments: the headers go in the environment (git_auth_env).
     """
-    url = f"{frontend_url}/.executors/git/{quote(job.repositoryName, safe='/')}"
+    url = frontend_url + git_path(quote(job.repositoryName, safe="/"))
     auth = ["-c", "protocol.version=2"]
     fetch = ["git", *auth, "fetch", "--progress", "--no-recurse-submodules", "--force"]
     fetch += ["--tags"] if job.fetchTags else ["--no-tags"]

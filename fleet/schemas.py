@@ -1,4 +1,6 @@
-"""Wire formats: the job JSON and the request bodies of the executor protocol and job API (docs/control-plane.md).
+"""Wire formats as the server accepts them: the job JSON at submit and the request bodies of the executor protocol
+and job API (docs/control-plane.md, docs/protocol.md). The job JSON's fields are defined once, in
+executor_agent.protocol.jobs; this module makes them strict.
 
 Every integer is bounded to what the database stores (a signed 64-bit column), floats must be finite and strings
 must be encodable (no lone surrogates), so hostile input is a 422 naming the field, never a 500.
@@ -14,10 +16,19 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from executor_agent.protocol.jobs import (
+    Commands,
+    DockerStepFields,
+    FileContent,
+    FileFields,
+    SpecFields,
+    StepFields,
+    StepImage,
+)
+
 # \A…\Z: a full match; `$` would also accept a trailing newline.
 QUEUE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")
 QUEUE_NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"  # the same rule as JSON Schema writes it
-JOB_VERSION = 2
 MAX_INT64 = 2**63 - 1
 MAX_FILE_NAME_BYTES = 255  # one path component, as Linux file systems allow
 MAX_FILE_PATH_BYTES = 4096  # PATH_MAX
@@ -109,28 +120,25 @@ def _check_env(env: list[str]) -> list[str]:
     return env
 
 
-class DockerStep(_Strict):
-    key: str = Field("", description="Name of the step in logs (step.docker.<key>); defaults to its index.")
-    image: str = Field(..., min_length=1, description="Image the step runs in.")
-    commands: list[str] = Field(..., min_length=1, description="Commands run as one script.")
-    dir: str = Field("", description="Working directory relative to the workspace.")
-    env: list[str] = Field(default_factory=list, description="Environment as NAME=VALUE.")
+# The job JSON's fields come from executor_agent.protocol.jobs; what the server adds is strictness (unknown fields
+# refused, image, commands and content required) and the hostile-input checks.
+
+
+class DockerStep(_Strict, DockerStepFields):
+    image: StepImage = Field(min_length=1)
+    commands: Commands = Field(min_length=1)
 
     _env = field_validator("env")(classmethod(lambda cls, v: _check_env(v)))
 
 
-class CliStep(_Strict):
-    key: str = ""
-    commands: list[str] = Field(..., min_length=1)
-    dir: str = ""
-    env: list[str] = Field(default_factory=list)
+class CliStep(_Strict, StepFields):
+    commands: Commands = Field(min_length=1)
 
     _env = field_validator("env")(classmethod(lambda cls, v: _check_env(v)))
 
 
-class FileEntry(_Strict):
-    content: str = Field(..., description="File content, base64.")
-    modifiedAt: datetime | None = None
+class FileEntry(_Strict, FileFields):
+    content: FileContent
 
     @field_validator("content")
     @classmethod
@@ -142,20 +150,8 @@ class FileEntry(_Strict):
         return v
 
 
-class JobSpec(_Strict):
-    """What a job runs; the job JSON minus version, id, queue and token."""
-
-    repositoryName: str = ""
-    repositoryDirectory: str = ""
-    commit: str = ""
-    fetchTags: bool = False
-    shallowClone: bool = False
-    sparseCheckout: list[str] = Field(default_factory=list)
-    files: dict[str, FileEntry] = Field(default_factory=dict)
-    dockerSteps: list[DockerStep] = Field(default_factory=list)
-    cliSteps: list[CliStep] = Field(default_factory=list)
-    redactedValues: dict[str, str] = Field(default_factory=dict)
-    dockerAuthConfig: dict[str, Any] = Field(default_factory=dict)
+class JobSpec(_Strict, SpecFields[FileEntry, DockerStep, CliStep]):
+    """What a submission asks to run, checked field by field and as a whole."""
 
     @field_validator("files")
     @classmethod

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from executor_agent.job import JobSpec, StopSignal
+from executor_agent.job import StopSignal
 from executor_agent.logstream import LogEntry
+from executor_agent.protocol.jobs import JobSpec
 from executor_agent.workspace import Workspace
 
 # A stopped step gets SIGTERM, then SIGKILL after this many seconds (as `docker stop` does).

@@ -22,9 +22,10 @@ import docker
 import docker.errors
 
 from executor_agent.config import ExecutorSettings
-from executor_agent.durations import format_size
-from executor_agent.job import JobSpec, StopSignal
+from executor_agent.job import StopSignal
 from executor_agent.logstream import LogEntry
+from executor_agent.protocol.durations import format_size
+from executor_agent.protocol.jobs import JobSpec
 from executor_agent.runtimes.base import (
     LABEL_PREFIX,
     STOP_GRACE_SECONDS,

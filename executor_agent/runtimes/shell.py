@@ -14,8 +14,9 @@ import shutil
 from collections.abc import Callable
 
 from executor_agent.config import ExecutorSettings
-from executor_agent.job import JobFailure, JobSpec, StopSignal
+from executor_agent.job import JobFailure, StopSignal
 from executor_agent.logstream import LogEntry
+from executor_agent.protocol.jobs import JobSpec
 from executor_agent.runtimes.base import SANDBOX_ENV, RuntimeUnavailable, StepResult, StepRun, run_host_command
 from executor_agent.workspace import Workspace
 

@@ -28,9 +28,10 @@ from pathlib import Path
 import docker
 
 from executor_agent.config import ExecutorSettings
-from executor_agent.durations import format_size
-from executor_agent.job import JobFailure, JobSpec, StopSignal
+from executor_agent.job import JobFailure, StopSignal
 from executor_agent.logstream import LogEntry
+from executor_agent.protocol.durations import format_size
+from executor_agent.protocol.jobs import JobSpec
 from executor_agent.runtimes.base import STOP_GRACE_SECONDS, RuntimeUnavailable, StepResult, StepRun
 from executor_agent.vm import checks, firecracker, network, qemu
 from executor_agent.vm.assets import Assets, AssetsMissing, assets, write_job_initrd

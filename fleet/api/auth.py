@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
+from executor_agent.protocol.wire import EXECUTOR_NAME_HEADER, EXECUTOR_SCHEME, JOB_ID_HEADER
 from fleet.store import Store, TokenScope
 
-EXECUTOR_SCHEME = "token-executor"
-JOB_ID_HEADER = "X-Sourcegraph-Job-ID"
-EXECUTOR_NAME_HEADER = "X-Sourcegraph-Executor-Name"
 API_COOKIE = "fleet_api_token"
 
 

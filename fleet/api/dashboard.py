@@ -14,12 +14,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from executor_agent.protocol.durations import MISSING, human_duration
 from fleet import __version__
 from fleet.api import fleet_view, session
 from fleet.api.auth import api_token_ok, tokens_equal
 from fleet.api.jobs_routes import JobId
 from fleet.api.log_stream import stream_response
-from fleet.durations import MISSING, format_duration
 from fleet.schemas import MAX_INT64
 from fleet.states import TERMINAL, JobState
 from fleet.store import Store
@@ -40,11 +40,11 @@ def _utc(value: str | None) -> str:
 def _ago(value: str | None, now: datetime) -> str:
     if not value:
         return MISSING
-    return f"{format_duration(max((now - datetime.fromisoformat(value)).total_seconds(), 0.0))} ago"
+    return f"{human_duration((now - datetime.fromisoformat(value)).total_seconds())} ago"
 
 
 templates.env.filters["utc"] = _utc
-templates.env.filters["duration"] = format_duration
+templates.env.filters["duration"] = human_duration
 templates.env.globals["MISSING"] = MISSING
 
 

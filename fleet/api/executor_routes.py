@@ -2,7 +2,8 @@
 
 These are plain Starlette routes, not FastAPI ones: every executor calls them several times per job, and FastAPI's
 dependency solving and response validation cost more than the store work behind them. Bodies are still validated
-by the pydantic models of fleet.schemas, and errors keep the shape of the rest of the API.
+by the pydantic models of fleet.schemas, and errors keep the shape of the rest of the API. The paths and header
+names come from executor_agent.protocol.wire, which the agent builds its requests from too.
 
 A job token is checked by the write itself (the store's statement matches the token's hash), so a write costs one
 statement; only when the store refuses does the route look the token up to say why (401, 403 or 404).
@@ -24,13 +25,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
-from fleet.api.auth import (
-    EXECUTOR_NAME_HEADER,
-    JOB_ID_HEADER,
-    authorize_job,
-    check_executor_secret,
-    job_token,
-)
+from executor_agent.protocol import wire
+from fleet.api.auth import authorize_job, check_executor_secret, job_token
 from fleet.api.notify import QueueNotifier, Signal
 from fleet.schemas import (
     AddLogEntryRequest,
@@ -43,7 +39,6 @@ from fleet.schemas import (
 from fleet.store import Store
 from fleet.store.errors import NotFound
 
-PREFIX = "/.executors"
 MAX_PROMETHEUS_METRICS_BYTES = 256 * 1024
 _NAME_RE = re.compile(r"^(.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -207,8 +202,8 @@ async def heartbeat(request: Request) -> Response:
 
 
 def _headers_agree(request: Request, body: JobWrite) -> bool:
-    job_id = request.headers.get(JOB_ID_HEADER)
-    name = request.headers.get(EXECUTOR_NAME_HEADER)
+    job_id = request.headers.get(wire.JOB_ID_HEADER)
+    name = request.headers.get(wire.EXECUTOR_NAME_HEADER)
     return (job_id is None or job_id == str(body.jobId)) and (name is None or name == body.executorName)
 
 
@@ -273,14 +268,14 @@ async def mark_failed(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    _Route(f"{PREFIX}/test/auth", test_auth, methods=["GET"]),
-    _Route(f"{PREFIX}/queue/dequeue", dequeue_multi, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/heartbeat", heartbeat_multi, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/{{queue}}/dequeue", dequeue, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/{{queue}}/heartbeat", heartbeat, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/{{queue}}/addExecutionLogEntry", add_log_entry, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/{{queue}}/updateExecutionLogEntry", update_log_entry, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/{{queue}}/markComplete", mark_complete, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/{{queue}}/markErrored", mark_errored, methods=["POST"]),
-    _Route(f"{PREFIX}/queue/{{queue}}/markFailed", mark_failed, methods=["POST"]),
+    _Route(wire.TEST_AUTH_PATH, test_auth, methods=["GET"]),
+    _Route(wire.multi_queue_path(wire.QueueRoute.DEQUEUE), dequeue_multi, methods=["POST"]),
+    _Route(wire.multi_queue_path(wire.QueueRoute.HEARTBEAT), heartbeat_multi, methods=["POST"]),
+    _Route(wire.queue_path(wire.QueueRoute.DEQUEUE), dequeue, methods=["POST"]),
+    _Route(wire.queue_path(wire.QueueRoute.HEARTBEAT), heartbeat, methods=["POST"]),
+    _Route(wire.queue_path(wire.JobRoute.ADD_LOG_ENTRY), add_log_entry, methods=["POST"]),
+    _Route(wire.queue_path(wire.JobRoute.UPDATE_LOG_ENTRY), update_log_entry, methods=["POST"]),
+    _Route(wire.queue_path(wire.JobRoute.MARK_COMPLETE), mark_complete, methods=["POST"]),
+    _Route(wire.queue_path(wire.JobRoute.MARK_ERRORED), mark_errored, methods=["POST"]),
+    _Route(wire.queue_path(wire.JobRoute.MARK_FAILED), mark_failed, methods=["POST"]),
 ]

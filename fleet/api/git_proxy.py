@@ -18,11 +18,11 @@ import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
+from executor_agent.protocol.wire import GIT_INFO_REFS, GIT_PREFIX, GIT_SERVICE, GIT_UPLOAD_PACK
 from fleet.api.auth import authorize_job
 from fleet.store import Store
 
-router = APIRouter(prefix="/.executors/git")
-SERVICE = "git-upload-pack"
+router = APIRouter(prefix=GIT_PREFIX)
 CHUNK = 64 * 1024
 
 
@@ -47,23 +47,23 @@ async def _authorize(request: Request, repo: str) -> str:
     return location
 
 
-@router.get("/{repo:path}/info/refs")
+@router.get("/{repo:path}" + GIT_INFO_REFS)
 async def info_refs(repo: str, request: Request) -> Response:
-    if request.query_params.get("service") != SERVICE:
+    if request.query_params.get("service") != GIT_SERVICE:
         raise HTTPException(403, "only git-upload-pack (fetch and clone) is served")
     location = await _authorize(request, repo)
     if location.startswith(("http://", "https://")):
-        return await _forward(request, f"{location.rstrip('/')}/info/refs", "GET")
-    return await _http_backend(request, location, "/info/refs", b"")
+        return await _forward(request, location.rstrip("/") + GIT_INFO_REFS, "GET")
+    return await _http_backend(request, location, GIT_INFO_REFS, b"")
 
 
-@router.post("/{repo:path}/git-upload-pack")
+@router.post("/{repo:path}" + GIT_UPLOAD_PACK)
 async def upload_pack(repo: str, request: Request) -> Response:
     location = await _authorize(request, repo)
     body = await request.body()
     if location.startswith(("http://", "https://")):
-        return await _forward(request, f"{location.rstrip('/')}/git-upload-pack", "POST", body)
-    return await _http_backend(request, location, "/git-upload-pack", body)
+        return await _forward(request, location.rstrip("/") + GIT_UPLOAD_PACK, "POST", body)
+    return await _http_backend(request, location, GIT_UPLOAD_PACK, body)
 
 
 async def _http_backend(request: Request, repo_path: str, suffix: str, body: bytes) -> Response:

@@ -13,8 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fleet.durations import MISSING
-from fleet.durations import format_duration as duration
+from executor_agent.protocol.durations import MISSING
+from executor_agent.protocol.durations import human_duration as duration
 
 # In a pipe rich would wrap at 80 columns; tables are printed at their natural width there instead.
 console = Console(width=None if sys.stdout.isatty() else 100_000, soft_wrap=not sys.stdout.isatty())

@@ -21,9 +21,10 @@ from sqlalchemy import (
     update,
 )
 
+from executor_agent.protocol.jobs import JOB_VERSION
 from fleet.db.dialect import UTCDateTime, announce_ready, lock_for_claim
 from fleet.db.models import jobs, repositories
-from fleet.schemas import JOB_VERSION, QUEUE_NAME_RE, JobSubmission
+from fleet.schemas import QUEUE_NAME_RE, JobSubmission
 from fleet.states import JobState
 from fleet.store.database import Database, hash_token
 from fleet.store.errors import Conflict, InvalidInput, NotFound

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from executor_agent.config import ConfigError, RuntimeName, load_settings
-from executor_agent.durations import format_duration, format_size, parse_duration, parse_size
+from executor_agent.protocol.durations import format_duration, format_size, parse_duration, parse_size
 
 REQUIRED = {
     "EXECUTOR_FRONTEND_URL": "http://127.0.0.1:1",

@@ -13,9 +13,10 @@ import pytest
 
 from executor_agent.apiclient import ApiClient
 from executor_agent.config import ExecutorSettings
-from executor_agent.job import JobFailure, JobSpec, StopReason, StopSignal
+from executor_agent.job import JobFailure, StopReason, StopSignal
 from executor_agent.jobrunner import JobRunner
 from executor_agent.logstream import LogEntry
+from executor_agent.protocol.jobs import JobSpec
 from executor_agent.runtimes import Runtime
 from executor_agent.runtimes.base import StepResult, StepRun
 from executor_agent.runtimes.docker import DockerRuntime

@@ -15,8 +15,9 @@ import pytest
 from docker.models.containers import Container
 
 from executor_agent.config import ExecutorSettings
-from executor_agent.job import JobSpec, StopReason, StopSignal
+from executor_agent.job import StopReason, StopSignal
 from executor_agent.logstream import LogEntry
+from executor_agent.protocol.jobs import JobSpec
 from executor_agent.redaction import Redactor
 from executor_agent.runtimes.base import Runtime, RuntimeUnavailable, StepResult, StepRun
 from executor_agent.runtimes.docker import DockerRuntime

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from executor_agent.job import FileEntry, JobFailure, JobSpec
+from executor_agent.job import JobFailure
+from executor_agent.protocol.jobs import FileEntry, JobSpec
 from executor_agent.workspace import clone_commands, git_auth_env, resolve_inside, write_files
 from tests.executor_agent.helpers import b64
 

@@ -18,8 +18,8 @@ import docker
 
 from executor_agent.apiclient import ApiClient
 from executor_agent.config import ExecutorSettings
-from executor_agent.job import JobSpec
 from executor_agent.jobrunner import JobRunner
+from executor_agent.protocol.jobs import JobSpec
 from executor_agent.runtimes import Runtime
 from executor_agent.runtimes.vm import VMRuntime
 from executor_agent.vm.assets import find_kernel, install_vm, module_files

@@ -1,8 +1,18 @@
-"""Go-style durations (`30m`, `1h30m`, `1.5s`) and sizes (`12G`, `12GB`, `512M`), as the seeds' settings use them."""
+"""Durations and sizes, the one syntax of both sides (docs/protocol.md, "Timings").
+
+Settings are written as Go writes them: durations `30m`, `1h30m`, `1.5s`, `500ms`, sizes `12G`, `12GB`, `512M`;
+people read durations in the short form of `human_duration`: `0.4s`, `27s`, `2m05s`, `3h07m`.
+
+Decided once for every caller: an empty string is not a duration (a setting left empty means its default, which
+is the settings' business, not the parser's); a sign is accepted as Go's ParseDuration accepts it, and a setting
+that cannot be negative says so itself; `human_duration` shows a negative age (clock skew) as zero.
+"""
 
 from __future__ import annotations
 
 import re
+
+MISSING = "—"  # what people see for a value that is not known (never measured), instead of a made-up zero
 
 _DURATION_UNITS = {
     "ns": 1e-9,
@@ -59,6 +69,23 @@ def format_duration(seconds: float) -> str:
 
 def _trim(value: float) -> str:
     return f"{value:.9f}".rstrip("0").rstrip(".")
+
+
+def human_duration(seconds: float | None) -> str:
+    """The short form the CLI and the dashboard print: 0.4s, 27s, 2m05s, 3h07m, 2d04h; MISSING for None."""
+    if seconds is None:
+        return MISSING
+    seconds = max(seconds, 0.0)  # an age computed across two clocks may come out slightly negative
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
 def parse_size(text: str) -> int:

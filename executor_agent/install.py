@@ -111,16 +111,27 @@ def docker_config_actions(settings: ExecutorSettings) -> list[Action]:
     ]
 
 
-def iptables_rules(mirror_url: str) -> list[list[str]]:
-    """Rules of the EXECUTOR-FLEET chain, hooked into DOCKER-USER, for traffic from job containers."""
-    rules = [["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"]]
-    if mirror_url:
-        parts = urlsplit(mirror_url)
-        port = str(parts.port or (443 if parts.scheme == "https" else 80))
-        rules.append(["-d", f"{parts.hostname}/32", "-p", "tcp", "--dport", port, "-j", "RETURN"])
+def egress_policy(allowed_urls: list[str], verdict: str, host: Callable[[str], str]) -> list[list[str]]:
+    """The one egress policy of jobs, containers and VMs alike: answers pass, then the allowed services (the
+    mirror, for VMs the fleet server too), then the metadata service and the private ranges are dropped.
+    `verdict` lets a packet on (RETURN from a hooked chain, ACCEPT in a chain of its own); `host` names the
+    address a URL's rule matches ("" to leave the URL out)."""
+    rules = [["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", verdict]]
+    for url in allowed_urls:
+        address = host(url) if url else ""
+        if address:
+            parts = urlsplit(url)
+            port = str(parts.port or (443 if parts.scheme == "https" else 80))
+            rules.append(["-d", f"{address}/32", "-p", "tcp", "--dport", port, "-j", verdict])
     rules.append(["-d", METADATA_ENDPOINT, "-j", "DROP"])
     rules += [["-d", cidr, "-j", "DROP"] for cidr in BLOCKED_RANGES]
     return rules
+
+
+def iptables_rules(mirror_url: str) -> list[list[str]]:
+    """Rules of the EXECUTOR-FLEET chain, hooked into DOCKER-USER, for traffic from job containers."""
+    # iptables resolves a host name itself when the rule is added.
+    return egress_policy([mirror_url], "RETURN", lambda url: urlsplit(url).hostname or "")
 
 
 def iptables_actions(settings: ExecutorSettings) -> list[Action]:

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from executor_agent.install import BLOCKED_RANGES, METADATA_ENDPOINT
+from executor_agent.install import egress_policy
 
 _chain_lock = threading.Lock()
 
@@ -63,18 +63,9 @@ def _host_ip(url: str) -> str:
 
 
 def filter_rules(mirror_url: str, frontend_url: str) -> list[list[str]]:
-    """The chain VMs' traffic goes through: answers, the mirror and the fleet server, then no private ranges."""
-    rules = [["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]]
-    for url in (mirror_url, frontend_url):
-        ip = _host_ip(url) if url else ""
-        if ip:
-            parts = urlsplit(url)
-            port = str(parts.port or (443 if parts.scheme == "https" else 80))
-            rules.append(["-d", f"{ip}/32", "-p", "tcp", "--dport", port, "-j", "ACCEPT"])
-    rules.append(["-d", METADATA_ENDPOINT, "-j", "DROP"])
-    rules += [["-d", cidr, "-j", "DROP"] for cidr in BLOCKED_RANGES]
-    rules.append(["-j", "ACCEPT"])
-    return rules
+    """The chain VMs' traffic goes through: install.egress_policy with the fleet server allowed too (a VM clones
+    through it), then everything else (the internet) is accepted."""
+    return [*egress_policy([mirror_url, frontend_url], "ACCEPT", _host_ip), ["-j", "ACCEPT"]]
 
 
 def setup(

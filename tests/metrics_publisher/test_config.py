@@ -1,4 +1,4 @@
-"""Settings: every variable of CONTRACT section 6, Go durations, allocations, groups and one-line errors."""
+"""Settings: every publisher variable (docs/metrics-publisher.md), Go durations, allocations, one-line errors."""
 
 from __future__ import annotations
 

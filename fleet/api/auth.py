@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
@@ -50,23 +49,14 @@ def job_token(request: Request) -> str | None:
     return value
 
 
-@dataclass(frozen=True)
-class JobCaller:
-    """Who is writing about a job: the shared secret (any attempt) or a job token (one attempt)."""
-
-    scope: TokenScope | None
-
-    @property
-    def attempt(self) -> int | None:
-        return self.scope.attempt if self.scope else None
-
-
 async def authorize_job(
     request: Request, *, queue: str | None, job_id: int | None, repository: str | None = None
-) -> JobCaller:
+) -> TokenScope | None:
+    """The job token's scope after checking it against the request (401 unknown, 403 out of scope); None when
+    the executor's shared secret was sent, which may write about any job its executor holds."""
     value = job_token(request)
     if value is None:
-        return JobCaller(None)
+        return None
     store: Store = request.app.state.store
     scope = await store.call(store.jobs.scope_of_token, value)
     if scope is None:
@@ -83,7 +73,7 @@ async def authorize_job(
     name = request.headers.get(EXECUTOR_NAME_HEADER)
     if name is not None and scope.executor_name is not None and name != scope.executor_name:
         raise HTTPException(403, "job token was issued to another executor")
-    return JobCaller(scope)
+    return scope
 
 
 def api_token_ok(request: Request) -> bool:

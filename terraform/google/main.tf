@@ -8,15 +8,21 @@ resource "terraform_data" "name_suffix" {
   }
 }
 
+# Seed 001's block names neither the project nor an image: the provider's project, and the image family the
+# project's Packer build (images/executor) writes.
+data "google_client_config" "current" {}
+
 locals {
-  prefix = var.randomize_resource_names ? "${var.resource_prefix}${terraform_data.name_suffix[0].output}-" : var.resource_prefix
+  prefix         = var.randomize_resource_names ? "${var.resource_prefix}${terraform_data.name_suffix[0].output}-" : var.resource_prefix
+  project_id     = var.project_id != null ? var.project_id : data.google_client_config.current.project
+  executor_image = var.executor_image != null ? var.executor_image : "projects/${local.project_id}/global/images/family/executor-fleet-executor"
 }
 
 module "networking" {
   source = "./modules/networking"
 
   resource_prefix                = local.prefix
-  project_id                     = var.project_id
+  project_id                     = local.project_id
   region                         = var.region
   subnet_cidr                    = var.subnet_cidr
   nat                            = var.nat
@@ -28,7 +34,7 @@ module "docker_mirror" {
   source = "./modules/docker-mirror"
 
   resource_prefix  = local.prefix
-  project_id       = var.project_id
+  project_id       = local.project_id
   zone             = var.zone
   subnet_id        = module.networking.subnet_id
   assign_public_ip = !var.nat
@@ -44,11 +50,11 @@ module "executors" {
   source = "./modules/executors"
 
   resource_prefix                     = local.prefix
-  project_id                          = var.project_id
+  project_id                          = local.project_id
   region                              = var.region
   subnet_id                           = module.networking.subnet_id
   assign_public_ip                    = !var.nat
-  image                               = var.executor_image
+  image                               = local.executor_image
   machine_type                        = var.executor_machine_type
   boot_disk_size                      = var.executor_boot_disk_size
   preemptible                         = var.executor_preemptible_machines

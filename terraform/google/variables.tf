@@ -11,7 +11,8 @@ variable "resource_prefix" {
 
 variable "project_id" {
   type        = string
-  description = "Google Cloud project of the fleet."
+  default     = null
+  description = "Google Cloud project of the fleet; null = the google provider's project (as seed 001's block leaves it out)."
 }
 
 variable "region" {
@@ -231,7 +232,8 @@ variable "docker_mirror_image" {
 
 variable "executor_image" {
   type        = string
-  description = "Executor image with Docker, the `executor` program and its `executor.service` unit."
+  default     = null
+  description = "Executor image with Docker, the `executor` program and its `executor.service` unit; null = the newest image of the `executor-fleet-executor` family in the project (built with Packer from images/executor, see examples/single-executor/README.md)."
 }
 
 variable "executor_preemptible_machines" {

@@ -27,6 +27,15 @@ SEED_ROOT_VARIABLES = {
     "randomize_resource_names",
 }
 CLOUDS = ["aws", "google"]
+# Seed 001's `module "executors"` block, exactly the variables it writes.
+SEED_001_BLOCK = {
+    "executor_sourcegraph_external_url",
+    "executor_sourcegraph_executor_proxy_password",
+    "executor_queue_name",
+    "executor_instance_tag",
+    "executor_metrics_environment_label",
+    "docker_mirror_static_ip",
+}
 
 
 def env_names_set_by(cloud: str) -> set[str]:
@@ -64,6 +73,26 @@ def test_root_modules_keep_the_seed_variable_names(cloud: str) -> None:
     declared = set(variables(REPO_TERRAFORM / cloud))
     assert declared >= SEED_ROOT_VARIABLES, f"missing: {SEED_ROOT_VARIABLES - declared}"
     assert variables(REPO_TERRAFORM / cloud)["executor_sourcegraph_executor_proxy_password"].sensitive
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_seed_001_block_as_written_sets_every_required_variable(cloud: str) -> None:
+    """On AWS terraform/aws/tests/seed.tftest.hcl also plans it; no Google provider runs here, so this is the
+    Google side's check: nothing the block leaves out is required (project and image have defaults)."""
+    required = {name for name, v in variables(REPO_TERRAFORM / cloud).items() if v.required}
+    assert required <= SEED_001_BLOCK, f"the seed's block does not set: {sorted(required - SEED_001_BLOCK)}"
+
+
+def test_google_defaults_take_the_providers_project_and_the_packer_image_family() -> None:
+    main = (REPO_TERRAFORM / "google/main.tf").read_text()
+    assert 'data "google_client_config" "current"' in main
+    assert "data.google_client_config.current.project" in main
+    pkr = (REPO_TERRAFORM.parent / "images/executor/executor.pkr.hcl").read_text()
+    family = re.search(r'^\s*image_family\s*=\s*"([^"]+)"', pkr, re.MULTILINE)
+    assert family is not None and f"/global/images/family/{family.group(1)}" in main
+    modules = blocks(REPO_TERRAFORM / "google", "module")
+    assert {unquote(m["project_id"]) for m in modules.values() if "project_id" in m} == {"${local.project_id}"}
+    assert unquote(modules["executors"]["image"]) == "${local.executor_image}"
 
 
 def test_shared_executor_variables_match_across_clouds() -> None:

@@ -34,7 +34,7 @@ from fleet.maintenance.stall_resetter import StallResetter
 from fleet.settings import ServerSettings
 from fleet.store import Store, StoreConfig
 from fleet.store.database import Clock, utcnow
-from fleet.store.errors import DATABASE_ERRORS, Conflict, InvalidInput, NotFound
+from fleet.store.errors import DATABASE_ERRORS, Conflict, InvalidInput, NotFound, TokenOutOfScope, TokenUnknown
 
 log = logging.getLogger("fleet.server")
 # Bodies beyond this are refused with 413 (docs/control-plane.md, "Limits"): room for a log entry of
@@ -186,14 +186,17 @@ def create_app(
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
 
-    def _handler(status: int) -> Any:
+    def _handler(status: int, headers: dict[str, str] | None = None) -> Any:
         async def handle(_: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"error": str(exc), "detail": str(exc)}, status_code=status)
+            return JSONResponse({"error": str(exc), "detail": str(exc)}, status_code=status, headers=headers)
 
         return handle
 
     app.add_exception_handler(NotFound, _handler(404))
     app.add_exception_handler(Conflict, _handler(409))
+    # A job token's refusals (fleet.store.tokens): the same bodies and challenge as any other 401 and 403.
+    app.add_exception_handler(TokenUnknown, _handler(401, {"WWW-Authenticate": "Bearer"}))
+    app.add_exception_handler(TokenOutOfScope, _handler(403))
 
     app.router.routes.extend(executor_routes.routes)
     for module in (git_proxy, jobs_routes, observability, dashboard):

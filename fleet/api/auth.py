@@ -1,4 +1,7 @@
-"""Authentication of the three kinds of callers: executors (shared secret), jobs (job token), people (API token)."""
+"""Authentication of the three kinds of callers: executors (shared secret), jobs (job token), people (API token).
+
+A job token's refusals are store errors (fleet.store.errors: TokenUnknown, TokenOutOfScope), so a route answers the
+same 401/403 whether the store refused a write or this module refused the request before it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from fastapi import HTTPException, Request
 
 from executor_agent.protocol.wire import EXECUTOR_NAME_HEADER, EXECUTOR_SCHEME, JOB_ID_HEADER
 from fleet.store import Store, TokenScope
+from fleet.store.errors import NotOwned, StoreError, TokenUnknown
+from fleet.store.tokens import TOKEN_UNKNOWN
 
 API_COOKIE = "fleet_api_token"
 
@@ -52,28 +57,29 @@ def job_token(request: Request) -> str | None:
 async def authorize_job(
     request: Request, *, queue: str | None, job_id: int | None, repository: str | None = None
 ) -> TokenScope | None:
-    """The job token's scope after checking it against the request (401 unknown, 403 out of scope); None when
-    the executor's shared secret was sent, which may write about any job its executor holds."""
+    """The job token's scope after checking it against the request (TokenUnknown: 401, TokenOutOfScope: 403);
+    None when the executor's shared secret was sent, which may write about any job its executor holds."""
     value = job_token(request)
     if value is None:
         return None
     store: Store = request.app.state.store
     scope = await store.call(store.jobs.scope_of_token, value)
     if scope is None:
-        raise _unauthorized("job token unknown or revoked (the job finished or was requeued)")
-    header_id = request.headers.get(JOB_ID_HEADER)
-    if header_id is not None and header_id != str(scope.job_id):
-        raise HTTPException(403, f"job token is for job {scope.job_id}, not {header_id}")
-    if job_id is not None and job_id != scope.job_id:
-        raise HTTPException(403, f"job token is for job {scope.job_id}, not {job_id}")
-    if queue is not None and queue != scope.queue:
-        raise HTTPException(403, f"job token is for queue {scope.queue!r}, not {queue!r}")
-    if repository is not None and repository != scope.repository_name:
-        raise HTTPException(403, f"job token does not grant access to repository {repository!r}")
-    name = request.headers.get(EXECUTOR_NAME_HEADER)
-    if name is not None and scope.executor_name is not None and name != scope.executor_name:
-        raise HTTPException(403, "job token was issued to another executor")
+        raise TokenUnknown(TOKEN_UNKNOWN)
+    refused = scope.refusal(job_id=request.headers.get(JOB_ID_HEADER)) or scope.refusal(
+        job_id=job_id, queue=queue, repository=repository, executor_name=request.headers.get(EXECUTOR_NAME_HEADER)
+    )
+    if refused is not None:
+        raise refused
     return scope
+
+
+def check_not_owned(request: Request, refused: NotOwned) -> StoreError:
+    """What to answer for a write the store refused as not owned: a token issued to another executor than the
+    request's header names is a 403, as authorize_job says; anything else stays the store's 404."""
+    if refused.scope is None:
+        return refused
+    return refused.scope.refusal(executor_name=request.headers.get(EXECUTOR_NAME_HEADER)) or refused
 
 
 def api_token_ok(request: Request) -> bool:

@@ -11,11 +11,12 @@ from typing import ParamSpec, TypeVar
 from fleet.db.dialect import runs_inline
 from fleet.store.database import STORE_THREADS, Clock, Database, StoreConfig, utcnow
 from fleet.store.executors import ExecutorStore
-from fleet.store.jobs import JobStore, TokenScope
+from fleet.store.jobs import JobStore
 from fleet.store.logs import LogStore
 from fleet.store.queues import QueueStore, RepositoryStore
 from fleet.store.resetter import Resetter
 from fleet.store.retention import Retention
+from fleet.store.tokens import TokenScope
 from fleet.store.transitions import TransitionStore
 
 P = ParamSpec("P")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,17 +29,7 @@ from fleet.store.database import Database, hash_token
 from fleet.store.errors import Conflict, InvalidInput, NotFound
 from fleet.store.lifecycle import RULES, Event, after_cancel
 from fleet.store.queues import QueueStore
-
-
-@dataclass(frozen=True)
-class TokenScope:
-    """What a job token allows: writes about one attempt of one job in one queue, and reads of one repository."""
-
-    job_id: int
-    attempt: int
-    queue: str
-    repository_name: str | None
-    executor_name: str | None
+from fleet.store.tokens import TokenScope, read_scope
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -73,10 +62,6 @@ def job_record(row: Row[Any]) -> dict[str, Any]:
 # Claim statements are cached per list of queues; executors use a handful of lists, so this bound is generous.
 MAX_CACHED_CLAIMS = 256
 MAX_SPARE_TOKENS = 64
-
-_SCOPE_OF_TOKEN = select(jobs.c.id, jobs.c.attempt, jobs.c.queue, jobs.c.repository_name, jobs.c.executor_name).where(
-    jobs.c.token_hash == bindparam("token_hash", type_=String), jobs.c.state == JobState.PROCESSING.value
-)
 
 
 class JobStore:
@@ -193,10 +178,7 @@ class JobStore:
     def scope_of_token(self, token: str) -> TokenScope | None:
         """The live attempt a job token belongs to; None for unknown or revoked tokens."""
         with self.db.read_one() as conn:
-            row = conn.execute(_SCOPE_OF_TOKEN, {"token_hash": hash_token(token)}).first()
-        if row is None:
-            return None
-        return TokenScope(row.id, row.attempt, row.queue, row.repository_name, row.executor_name)
+            return read_scope(conn, token)
 
     def get(self, job_id: int) -> dict[str, Any]:
         with self.db.read() as conn:

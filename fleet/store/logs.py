@@ -10,8 +10,7 @@ from sqlalchemy import Insert, Integer, Update, bindparam, select, update
 from fleet.db.models import execution_log_entries as entries
 from fleet.db.models import jobs
 from fleet.store.database import Database
-from fleet.store.errors import NotFound
-from fleet.store.transitions import Writer, owned_job, owned_where
+from fleet.store.tokens import Writer, owned_where, refusal
 
 TRUNCATION_MARKER = "\n[... output truncated by the fleet server: {dropped} bytes over the {limit} byte limit ...]\n"
 
@@ -68,7 +67,8 @@ class LogStore:
         with self.db.write_one() as conn:
             entry_id = conn.execute(_ADD[token is not None], {**writer.params(), **self._values(entry)}).scalar()
         if entry_id is None:
-            raise writer.not_found()
+            with self.db.read_one() as conn:
+                raise refusal(conn, writer)
         return int(entry_id)
 
     def update(
@@ -85,10 +85,10 @@ class LogStore:
         with self.db.write_one() as conn:
             updated = conn.execute(_UPDATE[token is not None], params).rowcount
         if updated == 0:
-            # Tell the two refusals apart only now, off the hot path.
-            with self.db.read() as conn:
-                owned_job(conn, writer, lock=False)
-            raise NotFound(f"log entry {entry_id} does not belong to the current attempt of job {job_id}")
+            # Tell the refusals apart only now, off the hot path, in one read.
+            entry_outside = f"log entry {entry_id} does not belong to the current attempt of job {job_id}"
+            with self.db.read_one() as conn:
+                raise refusal(conn, writer, entry_outside)
 
     def _values(self, entry: dict[str, Any]) -> dict[str, Any]:
         start: datetime = entry["startTime"]

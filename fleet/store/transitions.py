@@ -11,9 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    Integer,
     Row,
     String,
     Text,
@@ -26,10 +24,11 @@ from sqlalchemy import (
 from fleet.db.dialect import UTCDateTime, announce_ready
 from fleet.db.models import jobs
 from fleet.states import JobState
-from fleet.store.database import Database, hash_token
+from fleet.store.database import Database
 from fleet.store.errors import Conflict, NotFound
 from fleet.store.lifecycle import Event, after_error, reported, reported_sql, state_is
 from fleet.store.queues import QueueStore
+from fleet.store.tokens import Writer, owned_job, owned_where, refusal
 
 
 @dataclass(frozen=True)
@@ -37,54 +36,6 @@ class Outcome:
     job_id: int
     queue: str
     state: JobState
-
-
-@dataclass(frozen=True)
-class Writer:
-    """Who writes about a job: an executor, for one queue, optionally with the job token of one attempt."""
-
-    queue: str
-    job_id: int
-    executor_name: str
-    token: str | None = None
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "w_job_id": self.job_id,
-            "w_queue": self.queue,
-            "w_executor": self.executor_name,
-            "w_token_hash": hash_token(self.token) if self.token is not None else None,
-        }
-
-    def not_found(self) -> NotFound:
-        return NotFound(
-            f"job {self.job_id} is not being processed by executor {self.executor_name!r} in queue {self.queue!r}"
-        )
-
-
-def owned_where(by_token: bool) -> list[ColumnElement[bool]]:
-    """The WHERE clause of every write about a job: the writer must hold the job's current attempt (its token
-    is revoked when the attempt ends, so a token names one attempt)."""
-    where = [
-        jobs.c.id == bindparam("w_job_id", type_=Integer),
-        jobs.c.queue == bindparam("w_queue", type_=String),
-        # complete, fail and error all apply to processing jobs only (lifecycle.RULES).
-        state_is(jobs.c.state, Event.COMPLETE),
-        jobs.c.executor_name == bindparam("w_executor", type_=String),
-    ]
-    if by_token:
-        where.append(jobs.c.token_hash == bindparam("w_token_hash", type_=String))
-    return where
-
-
-def owned_job(conn: Connection, writer: Writer, lock: bool = True) -> Row[Any]:
-    stmt = select(jobs).where(*owned_where(writer.token is not None))
-    if lock and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt, writer.params()).first()
-    if row is None:
-        raise writer.not_found()
-    return row
 
 
 def _finish_statement(by_token: bool) -> Update:
@@ -119,7 +70,8 @@ class TransitionStore:
         with self.db.write_one() as conn:
             final = conn.execute(_FINISH[writer.token is not None], params).scalar()
         if final is None:
-            raise writer.not_found()
+            with self.db.read_one() as conn:
+                raise refusal(conn, writer)
         return Outcome(writer.job_id, writer.queue, JobState(final))
 
     def _finish(self, conn: Connection, row: Row[Any], state: JobState, message: str | None) -> Outcome:

@@ -96,7 +96,7 @@ def drop_counter_triggers(store: Store) -> None:
 def completions(store: Store, n: int, threads: int) -> float:
     """Completions per second of n claimed jobs, spread over `threads` threads."""
     claimed = [store.jobs.claim(["a"], "bench") for _ in range(n)]
-    ids = [j["id"] for j in claimed if j is not None]
+    ids = [j.id for j in claimed if j is not None]
     chunks = [ids[i::threads] for i in range(threads)]
 
     def run(chunk: list[int]) -> None:

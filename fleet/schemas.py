@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from executor_agent.protocol.jobs import (
@@ -36,6 +37,9 @@ MAX_FILE_PATH_BYTES = 4096  # PATH_MAX
 Int64 = Annotated[int, Field(ge=-MAX_INT64, le=MAX_INT64)]
 Id = Annotated[int, Field(ge=0, le=MAX_INT64)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT64)]
+# A job id in a URL path (the job API and the dashboard): ids are 64-bit columns, so a larger number is a 422
+# naming job_id, not an OverflowError in the driver.
+JobId = Annotated[int, Path(ge=0, le=MAX_INT64)]
 
 
 def _surrogate_free(value: Any, loc: str) -> None:

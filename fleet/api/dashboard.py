@@ -16,11 +16,10 @@ from fastapi.templating import Jinja2Templates
 
 from executor_agent.protocol.durations import MISSING, human_duration
 from fleet import __version__
-from fleet.api import fleet_view, session
+from fleet.api import fleet_view, session, views
 from fleet.api.auth import api_token_ok, tokens_equal
-from fleet.api.jobs_routes import JobId
 from fleet.api.log_stream import stream_response
-from fleet.schemas import MAX_INT64
+from fleet.schemas import MAX_INT64, JobId
 from fleet.states import TERMINAL, JobState
 from fleet.store import Store
 from fleet.store.errors import Conflict, NotFound
@@ -94,7 +93,7 @@ def index(request: Request) -> Response:
             "queues": fleet_view.queue_records(store, executors),
             "active": [e for e in executors if e["active"]],
             "inactive": [e for e in executors if not e["active"]],
-            "jobs": store.jobs.list(limit=10),
+            "jobs": views.job_views(store.jobs.list(limit=10)),
             "refresh": 10,
         },
     )
@@ -116,7 +115,8 @@ def jobs_page(
         problem, queue = f"queue {queue!r} does not exist", ""
     if state and state not in {s.value for s in JobState}:
         problem, state = f"state {state!r} does not exist", ""
-    rows = store.jobs.list(queue=queue or None, state=state or None, limit=PAGE_SIZE + 1, before=before)
+    listed = store.jobs.list(queue=queue or None, state=state or None, limit=PAGE_SIZE + 1, before=before)
+    rows = views.job_views(listed)
     return _page(
         request,
         "jobs.html",
@@ -140,13 +140,12 @@ def job_page(request: Request, job_id: JobId, done: str = "") -> Response:
         return _login(request)
     store = _store(request)
     try:
-        job = store.jobs.get(job_id)
+        job = views.job_view(store.jobs.get(job_id))
     except NotFound as exc:
         return _page(request, "message.html", {"title": "Not found", "message": str(exc)}, status_code=404)
+    entries = views.log_entry_views(store.logs.for_job(job_id))
     return _page(
-        request,
-        "job.html",
-        {"job": job, "entries": store.logs.for_job(job_id), "finished": job["state"] in TERMINAL, "done": done},
+        request, "job.html", {"job": job, "entries": entries, "finished": job["state"] in TERMINAL, "done": done}
     )
 
 
@@ -157,7 +156,7 @@ def job_events(request: Request, job_id: JobId) -> Response:
         return Response("sign in first", status_code=401)
     store = _store(request)
     try:
-        job = store.jobs.get(job_id)
+        job = views.job_view(store.jobs.get(job_id))
     except NotFound as exc:
         return Response(str(exc), status_code=404)
     return stream_response(request, store, job_id, job)
@@ -175,7 +174,7 @@ def _job_action(request: Request, job_id: JobId, csrf_token: str, action: str) -
         return _refused(request, "missing or wrong CSRF token: reload the job page and try again", 403)
     store = _store(request)
     try:
-        queue = store.jobs.cancel(job_id)["queue"] if action == "cancel" else store.transitions.retry(job_id).queue
+        queue = store.jobs.cancel(job_id).queue if action == "cancel" else store.transitions.retry(job_id).queue
     except (NotFound, Conflict) as exc:
         return _refused(request, str(exc), 404 if isinstance(exc, NotFound) else 409)
     request.app.state.notifier.notify([queue])

@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from executor_agent.protocol import wire
+from fleet.api import views
 from fleet.api.auth import authorize_job, check_executor_secret, check_not_owned, job_token
 from fleet.api.notify import QueueNotifier, Signal
 from fleet.schemas import (
@@ -116,8 +117,8 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
             skip_claim = False
             arrived = waiter.take() if waiter is not None else None  # a signal handed during the claim
             if job is not None:
-                _pass_on_unused(notifier, job["queue"], cause, arrived)
-                return JSONResponse(job)
+                _pass_on_unused(notifier, job.queue, cause, arrived)
+                return JSONResponse(views.dequeue_view(job))
             if waiter is None:
                 return Response(status_code=204)
             # Nothing ready: a job signalled to `cause` went to another claimer, so that signal is spent. A

@@ -1,4 +1,4 @@
-"""What the dashboard, `GET /api/v1/executors` and /metrics say about executors and queues.
+"""Fleet health derived for the dashboard, `GET /api/v1/executors` and /metrics (its JSON: fleet/api/views.py).
 
 Executor health (docs/control-plane.md, "Executors"):
 - `healthy`: a heartbeat within 3 heartbeat intervals;
@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from fleet.api import views
 from fleet.states import JobState
 from fleet.store import Store
 
@@ -47,30 +48,12 @@ def executor_records(store: Store, heartbeat_interval: float) -> list[dict[str, 
     now = store.db.clock()
     running: dict[str, list[int]] = {}
     for job in store.jobs.list(state=JobState.PROCESSING, limit=1000):
-        running.setdefault(job["executorName"] or "", []).append(job["id"])
+        running.setdefault(job.executor_name or "", []).append(job.id)
     out = []
     for r in store.executors.list_executors():
         health = health_of(r.last_seen_at, r.exit_reason, now, heartbeat_interval)
-        out.append(
-            {
-                "name": r.name,
-                "hostname": r.hostname,
-                "queues": r.queue_names,
-                "os": r.os,
-                "architecture": r.architecture,
-                "dockerVersion": r.docker_version,
-                "executorVersion": r.executor_version,
-                "gitVersion": r.git_version,
-                "firstSeenAt": r.first_seen_at.isoformat(),
-                "lastSeenAt": r.last_seen_at.isoformat(),
-                "lastSeenSecondsAgo": round((now - r.last_seen_at).total_seconds(), 1),
-                "healthy": health is ExecutorHealth.HEALTHY,
-                "health": health.value,
-                "active": health in ACTIVE,
-                "exitReason": r.exit_reason,
-                "runningJobIds": sorted(running.get(r.name, [])),
-            }
-        )
+        healthy, active = health is ExecutorHealth.HEALTHY, health in ACTIVE
+        out.append(views.executor_view(r, now, health.value, healthy, active, sorted(running.get(r.name, []))))
     return out
 
 
@@ -79,15 +62,12 @@ def queue_records(store: Store, executors: list[dict[str, Any]]) -> list[dict[st
     now = store.db.clock()
     out = []
     for q in store.queues.stats():
-        record = q.to_json(now)
         serving = [e for e in executors if q.name in e["queues"] and e["active"]]
-        record["activeExecutors"] = len(serving)
         unserved = None
         if not serving and q.queued + q.errored > 0:
             # Work has waited unserved since the later of: the oldest job arriving, the last executor leaving.
             seen = [datetime.fromisoformat(e["lastSeenAt"]) for e in executors if q.name in e["queues"]]
             since = max([*seen, q.oldest_queued_at] if q.oldest_queued_at else seen or [now])
             unserved = round(max((now - since).total_seconds(), 0.0), 1)
-        record["unservedSeconds"] = unserved
-        out.append(record)
+        out.append(views.served_queue_view(q, now, len(serving), unserved))
     return out

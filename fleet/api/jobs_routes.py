@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from fleet.api import fleet_view
+from fleet.api import fleet_view, views
 from fleet.api.auth import require_api
 from fleet.api.log_stream import stream_response, wants_stream
-from fleet.schemas import MAX_INT64, JobSubmission, QueueCreate, RepositoryCreate
+from fleet.schemas import MAX_INT64, JobId, JobSubmission, QueueCreate, RepositoryCreate
 from fleet.states import JobState
 from fleet.store import Store
 from fleet.store.errors import NotFound
-from fleet.store.jobs import job_record
 
-# Ids are 64-bit columns: a larger number is a 422 naming job_id, not an OverflowError in the driver.
-JobId = Annotated[int, Path(ge=0, le=MAX_INT64)]
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api)])
 
 
@@ -28,7 +25,7 @@ def _store(request: Request) -> Store:
 
 @router.post("/jobs", status_code=201)
 def submit_job(request: Request, body: JobSubmission) -> dict[str, Any]:
-    return _store(request).jobs.submit(body)  # the store wakes waiting executors after its commit
+    return views.job_view(_store(request).jobs.submit(body))  # the store wakes waiting executors after its commit
 
 
 @router.get("/jobs")
@@ -46,12 +43,12 @@ def list_jobs(
         # An empty list would read as "no jobs"; a misspelt queue name deserves to be told.
         known = ", ".join(store.queues.names()) or "none"
         raise NotFound(f"queue {queue!r} does not exist (known: {known})")
-    return {"jobs": store.jobs.list(queue=queue, state=state, limit=limit, before=before)}
+    return {"jobs": views.job_views(store.jobs.list(queue=queue, state=state, limit=limit, before=before))}
 
 
 @router.get("/jobs/{job_id}")
 def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
-    return _store(request).jobs.get(job_id)
+    return views.job_view(_store(request).jobs.get(job_id))
 
 
 @router.get("/jobs/{job_id}/logs", response_model=None)
@@ -60,36 +57,32 @@ def get_logs(request: Request, job_id: JobId) -> dict[str, Any] | Response:
     store = _store(request)
     job = store.jobs.get(job_id)
     if wants_stream(request):
-        return stream_response(request, store, job_id, job)
-    return {"jobId": job_id, "entries": store.logs.for_job(job_id)}
+        return stream_response(request, store, job_id, views.job_view(job))
+    return {"jobId": job_id, "entries": views.log_entry_views(store.logs.for_job(job_id))}
 
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(request: Request, job_id: JobId) -> dict[str, Any]:
-    return _store(request).jobs.cancel(job_id)
+    return views.job_view(_store(request).jobs.cancel(job_id))
 
 
 @router.post("/jobs/{job_id}/retry")
 def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Queue a finished (completed, failed or canceled) job again as a new attempt; its logs are kept."""
-    return job_record(_store(request).transitions.retry(job_id))  # the store wakes waiting executors
+    return views.job_view(_store(request).transitions.retry(job_id))  # the store wakes waiting executors
 
 
 @router.get("/queues")
 def list_queues(request: Request) -> dict[str, Any]:
     store = _store(request)
     now = store.db.clock()
-    return {"queues": [q.to_json(now) for q in store.queues.stats()]}
+    return {"queues": [views.queue_view(q, now) for q in store.queues.stats()]}
 
 
 @router.post("/queues", status_code=201)
 def add_queue(request: Request, body: QueueCreate) -> dict[str, Any]:
     policy = _store(request).queues.add(body.name, body.maxRetries, body.retryDelaySeconds)
-    return {
-        "name": policy.name,
-        "maxRetries": policy.max_retries,
-        "retryDelaySeconds": policy.retry_delay_seconds,
-    }
+    return views.queue_policy_view(policy.name, policy.max_retries, policy.retry_delay_seconds)
 
 
 def executor_records(request: Request) -> list[dict[str, Any]]:
@@ -108,9 +101,9 @@ def add_repository(request: Request, body: RepositoryCreate) -> dict[str, Any]:
     problem = check_repository_location(body.url)
     if problem:
         raise RequestValidationError([{"loc": ("body", "url"), "msg": problem, "type": "value_error"}])
-    return _store(request).repos.add(body.name, body.url)
+    return views.registered_repository_view(_store(request).repos.add(body.name, body.url))
 
 
 @router.get("/repositories")
 def list_repositories(request: Request) -> dict[str, Any]:
-    return {"repositories": _store(request).repos.list()}
+    return {"repositories": [views.repository_view(r) for r in _store(request).repos.list()]}

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from fleet.api import views
 from fleet.states import TERMINAL
 from fleet.store import Store
 
@@ -63,7 +64,7 @@ async def _events(request: Request, store: Store, job_id: int, job: dict[str, An
     quiet = 0.0
     while True:
         finished = job["state"] in TERMINAL
-        entries = await store.call(store.logs.for_job, job_id)
+        entries = views.log_entry_views(await store.call(store.logs.for_job, job_id))
         changed = diff.changes(entries)
         for entry in changed:
             yield _event("entry", entry)
@@ -78,7 +79,7 @@ async def _events(request: Request, store: Store, job_id: int, job: dict[str, An
         if await request.is_disconnected():
             return
         # The job is read before its entries, so entries written just before it finished are in the last read.
-        job = await store.call(store.jobs.get, job_id)
+        job = views.job_view(await store.call(store.jobs.get, job_id))
         if job["state"] != state:
             state = job["state"]
             yield _event("job", job)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -20,7 +20,6 @@ from sqlalchemy import (
     update,
 )
 
-from executor_agent.protocol.jobs import JOB_VERSION
 from fleet.db.dialect import UTCDateTime, announce_ready, lock_for_claim
 from fleet.db.models import jobs, repositories
 from fleet.schemas import QUEUE_NAME_RE, JobSubmission
@@ -32,30 +31,14 @@ from fleet.store.queues import QueueStore
 from fleet.store.tokens import TokenScope, read_scope
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+@dataclass(frozen=True)
+class Claim:
+    """A job handed to an executor: the plain token exists here only (the store keeps its hash)."""
 
-
-def job_record(row: Row[Any]) -> dict[str, Any]:
-    """The job as the job API shows it (never the token)."""
-    return {
-        "id": row.id,
-        "queue": row.queue,
-        "state": row.state,
-        "createdAt": _iso(row.created_at),
-        "queuedAt": _iso(row.queued_at),
-        "processAfter": _iso(row.process_after),
-        "startedAt": _iso(row.started_at),
-        "finishedAt": _iso(row.finished_at),
-        "lastHeartbeatAt": _iso(row.last_heartbeat_at),
-        "executorName": row.executor_name,
-        "attempt": row.attempt,
-        "numResets": row.num_resets,
-        "numFailures": row.num_failures,
-        "failureMessage": row.failure_message,
-        "cancelRequested": row.cancel_requested,
-        "spec": row.spec,
-    }
+    id: int
+    queue: str
+    token: str
+    spec: dict[str, Any]
 
 
 # Hot-path statements are built once: building and cache-keying a statement costs more than running it.
@@ -73,7 +56,7 @@ class JobStore:
         # per claim that wins, not once per attempt. They never left the server. (list.pop/append are atomic.)
         self._spare_tokens: list[tuple[str, str]] = []
 
-    def submit(self, submission: JobSubmission) -> dict[str, Any]:
+    def submit(self, submission: JobSubmission) -> Row[Any]:
         now = self.db.clock()
         with self.db.write() as conn:
             self.queues.policy(conn, submission.queue)
@@ -99,12 +82,12 @@ class JobStore:
             ).inserted_primary_key[0]  # type: ignore[index]
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
             announce_ready(conn, [submission.queue])
-        return job_record(row)
+        return row
 
-    def claim(self, queue_names: list[str], executor_name: str) -> dict[str, Any] | None:
+    def claim(self, queue_names: list[str], executor_name: str) -> Claim | None:
         """Hand the oldest ready job of these queues to one executor; None when there is none.
 
-        The job token is generated here and only its hash is stored: the plain token exists in this reply only.
+        The job token is generated here and only its hash is stored: the plain token exists in the Claim only.
         """
         try:
             token, token_hash = self._spare_tokens.pop()
@@ -119,7 +102,7 @@ class JobStore:
             if len(self._spare_tokens) < MAX_SPARE_TOKENS:
                 self._spare_tokens.append((token, token_hash))
             return None
-        return {"version": JOB_VERSION, "id": row.id, "queue": row.queue, "token": token, **row.spec}
+        return Claim(row.id, row.queue, token, row.spec)
 
     def _claim_statement(self, queue_names: tuple[str, ...]) -> Update:
         """One UPDATE ... RETURNING that picks and takes the job, so a claim is one round trip.
@@ -180,16 +163,13 @@ class JobStore:
         with self.db.read_one() as conn:
             return read_scope(conn, token)
 
-    def get(self, job_id: int) -> dict[str, Any]:
+    def get(self, job_id: int) -> Row[Any]:
         with self.db.read() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
-        if row is None:
-            raise NotFound(f"job {job_id} does not exist")
-        return job_record(row)
+            return self._row(conn, job_id)
 
     def list(
         self, queue: str | None = None, state: str | None = None, limit: int = 100, before: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Row[Any]]:
         stmt = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
         if before:
             stmt = stmt.where(jobs.c.id < before)
@@ -198,9 +178,9 @@ class JobStore:
         if state:
             stmt = stmt.where(jobs.c.state == state)
         with self.db.read() as conn:
-            return [job_record(r) for r in conn.execute(stmt)]
+            return list(conn.execute(stmt))
 
-    def cancel(self, job_id: int) -> dict[str, Any]:
+    def cancel(self, job_id: int) -> Row[Any]:
         """Queued or errored jobs are canceled at once; a processing job is canceled when its executor reports."""
         now = self.db.clock()
         with self.db.write() as conn:
@@ -218,7 +198,7 @@ class JobStore:
             else:
                 values = {"cancel_requested": True}
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-            return job_record(self._row(conn, job_id))
+            return self._row(conn, job_id)
 
     @staticmethod
     def _row(conn: Connection, job_id: int) -> Row[Any]:

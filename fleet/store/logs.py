@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Integer, Update, bindparam, select, update
+from sqlalchemy import Insert, Integer, Row, Update, bindparam, select, update
 
 from fleet.db.models import execution_log_entries as entries
 from fleet.db.models import jobs
@@ -101,19 +101,6 @@ class LogStore:
             "v_duration_ms": entry.get("durationMs"),
         }
 
-    def for_job(self, job_id: int) -> list[dict[str, Any]]:
+    def for_job(self, job_id: int) -> list[Row[Any]]:
         with self.db.read() as conn:
-            rows = conn.execute(select(entries).where(entries.c.job_id == job_id).order_by(entries.c.id)).all()
-        return [
-            {
-                "id": r.id,
-                "attempt": r.attempt,
-                "key": r.key,
-                "command": r.command,
-                "startTime": r.start_time.isoformat(),
-                "exitCode": r.exit_code,
-                "durationMs": r.duration_ms,
-                "out": r.out,
-            }
-            for r in rows
-        ]
+            return list(conn.execute(select(entries).where(entries.c.job_id == job_id).order_by(entries.c.id)))

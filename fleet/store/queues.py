@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
 from fleet.db.dialect import aggregate_datetime
@@ -37,20 +37,6 @@ class QueueStats:
     @property
     def size(self) -> int:
         return self.queued + self.errored + self.processing
-
-    def to_json(self, now: datetime) -> dict[str, Any]:
-        age = (now - self.oldest_queued_at).total_seconds() if self.oldest_queued_at else None
-        return {
-            "name": self.name,
-            "queued": self.queued,
-            "processing": self.processing,
-            "errored": self.errored,
-            "completed": self.completed,
-            "failed": self.failed,
-            "canceled": self.canceled,
-            "size": self.size,
-            "oldestQueuedAgeSeconds": round(age, 3) if age is not None else None,
-        }
 
 
 class QueueStore:
@@ -168,7 +154,7 @@ class RepositoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, name: str, url: str) -> dict[str, Any]:
+    def add(self, name: str, url: str) -> Row[Any]:
         """Register a repository, or point an existing name at a new location."""
         now = self.db.clock()
         with self.db.write() as conn:
@@ -176,13 +162,12 @@ class RepositoryStore:
                 conn.execute(repositories.update().where(repositories.c.name == name).values(url=url))
             else:
                 conn.execute(repositories.insert().values(name=name, url=url, created_at=now))
-        return {"name": name, "url": url}
+            return conn.execute(select(repositories).where(repositories.c.name == name)).one()
 
     def get(self, name: str) -> str | None:
         with self.db.read() as conn:
             return conn.execute(select(repositories.c.url).where(repositories.c.name == name)).scalar()
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[Row[Any]]:
         with self.db.read() as conn:
-            rows = conn.execute(select(repositories).order_by(repositories.c.name)).all()
-        return [{"name": r.name, "url": r.url, "createdAt": r.created_at.isoformat()} for r in rows]
+            return list(conn.execute(select(repositories).order_by(repositories.c.name)))

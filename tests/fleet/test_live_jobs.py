@@ -27,7 +27,7 @@ def _entry(store: Store, job_id: int, out: str) -> int:
 
 
 def test_retry_queues_a_finished_job_as_a_new_attempt_keeping_logs(store: Store) -> None:
-    job_id = store.jobs.submit(JobSubmission(queue="batches", dockerSteps=[STEP]))["id"]  # type: ignore[list-item]
+    job_id = store.jobs.submit(JobSubmission(queue="batches", dockerSteps=[STEP])).id  # type: ignore[list-item]
     with pytest.raises(Conflict, match="only completed, failed or canceled"):
         store.transitions.retry(job_id)  # still queued
     store.jobs.claim(["batches"], "exec-a")
@@ -41,12 +41,12 @@ def test_retry_queues_a_finished_job_as_a_new_attempt_keeping_logs(store: Store)
         store.transitions.retry(job_id)  # a second retry of the same run is refused
 
     again = store.jobs.claim(["batches"], "exec-b")
-    assert again is not None and again["id"] == job_id
-    assert store.jobs.get(job_id)["attempt"] == 2
+    assert again is not None and again.id == job_id
+    assert store.jobs.get(job_id).attempt == 2
     store.transitions.mark_complete("batches", job_id, "exec-b")
     entries = store.logs.for_job(job_id)
-    assert [(e["attempt"], e["out"]) for e in entries] == [(1, "first attempt\n")]
-    assert store.jobs.get(job_id)["state"] == JobState.COMPLETED
+    assert [(e.attempt, e.out) for e in entries] == [(1, "first attempt\n")]
+    assert store.jobs.get(job_id).state == JobState.COMPLETED
     with pytest.raises(NotFound):
         store.transitions.retry(10_000)
 

@@ -20,7 +20,7 @@ STEP = {"image": "busybox", "commands": ["true"]}
 
 
 def _submit(store: Store) -> int:
-    return int(store.jobs.submit(JobSubmission(queue="batches", dockerSteps=[STEP]))["id"])  # type: ignore[list-item]
+    return int(store.jobs.submit(JobSubmission(queue="batches", dockerSteps=[STEP])).id)  # type: ignore[list-item]
 
 
 def test_stall_resetter_requeues_a_stalled_job_and_says_so(
@@ -32,7 +32,7 @@ def test_stall_resetter_requeues_a_stalled_job_and_says_so(
     service = StallResetter(store, 0.01, lambda exc: None, stalled_job_seconds=25)
     with caplog.at_level(logging.WARNING, logger="fleet.server"):
         asyncio.run(service.round())
-    assert store.jobs.get(job_id)["state"] == "queued"
+    assert store.jobs.get(job_id).state == "queued"
     assert f"requeued stalled jobs [{job_id}]" in caplog.text
 
 
@@ -43,10 +43,10 @@ def test_stall_resetter_holds_off_after_a_freeze(store: Store, clock: FakeClock)
     service = StallResetter(store, 0.01, lambda exc: None, stalled_job_seconds=25)
     service.frozen()  # executors could not heartbeat to a frozen server: no reset for a stall time
     asyncio.run(service.round())
-    assert store.jobs.get(job_id)["state"] == "processing"
+    assert store.jobs.get(job_id).state == "processing"
     clock.advance(26)
     asyncio.run(service.round())
-    assert store.jobs.get(job_id)["state"] == "queued"
+    assert store.jobs.get(job_id).state == "queued"
 
 
 def test_retention_deletes_expired_jobs(database_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
@@ -61,7 +61,7 @@ def test_retention_deletes_expired_jobs(database_url: str, clock: FakeClock, cap
         store.transitions.mark_complete("batches", fresh, "e")
         with caplog.at_level(logging.INFO, logger="fleet.server"):
             asyncio.run(RetentionService(store, 0.01, lambda exc: None).round())
-        assert [j["id"] for j in store.jobs.list()] == [fresh]
+        assert [j.id for j in store.jobs.list()] == [fresh]
         assert "deleted 1 finished jobs past their retention" in caplog.text
     finally:
         store.close()

@@ -53,7 +53,7 @@ def test_counts_exact_through_every_transition(store: Store, clock: FakeClock) -
     assert check(store) == {("batches", "queued"): 5, ("codeintel", "queued"): 1}
 
     ja = store.jobs.claim(["batches"], "ex")  # claim
-    assert ja is not None and ja["id"] == a
+    assert ja is not None and ja.id == a
     check(store)
     store.transitions.mark_complete("batches", a, "ex")  # complete
     assert check(store)[("batches", "completed")] == 1
@@ -64,10 +64,10 @@ def test_counts_exact_through_every_transition(store: Store, clock: FakeClock) -
     for _ in range(2):
         clock.advance(31)
         job = store.jobs.claim(["batches"], "ex")
-        assert job is not None and job["id"] == b
+        assert job is not None and job.id == b
         store.transitions.mark_errored("batches", b, "ex", "boom")
         check(store)
-    assert store.jobs.get(b)["state"] == "failed"
+    assert store.jobs.get(b).state == "failed"
 
     assert store.jobs.claim(["batches"], "ex") is not None  # c: failed outright
     store.transitions.mark_failed("batches", c, "ex", "no")
@@ -88,7 +88,7 @@ def test_counts_exact_through_every_transition(store: Store, clock: FakeClock) -
         store.resetter.reset_stalled()
         check(store)
         store.jobs.claim(["codeintel"], "ex")
-    assert store.jobs.get(other)["state"] == "failed"
+    assert store.jobs.get(other).state == "failed"
     assert check(store)[("codeintel", "failed")] == 1
 
     store.db.config = replace(store.db.config, job_retention_days=60 / 86400)  # retention deletes finished jobs
@@ -126,9 +126,9 @@ while True:
     store.jobs.submit(JobSubmission(**spec))
     job = store.jobs.claim(["batches"], "ex")
     if n % 3 == 0:
-        store.transitions.mark_complete("batches", job["id"], "ex")
+        store.transitions.mark_complete("batches", job.id, "ex")
     elif n % 3 == 1:
-        store.transitions.mark_failed("batches", job["id"], "ex", "no")
+        store.transitions.mark_failed("batches", job.id, "ex", "no")
     n += 1
     if n == 50:
         print("running", flush=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from fleet.api.views import dequeue_view, job_view, queue_view
 from fleet.schemas import JobSubmission
 from fleet.store import Store
 from fleet.store.errors import Conflict, InvalidInput, NotFound, UnknownQueue
@@ -18,30 +19,32 @@ from tests.fleet.conftest import FakeClock
 
 def submit(store: Store, queue: str = "batches", **spec: Any) -> int:
     body = {"queue": queue, "dockerSteps": [{"image": "busybox", "commands": ["true"]}], **spec}
-    return int(store.jobs.submit(JobSubmission(**body))["id"])
+    return int(store.jobs.submit(JobSubmission(**body)).id)
 
 
 def test_submit_claim_complete(store: Store) -> None:
     job_id = submit(store)
-    assert store.jobs.get(job_id)["state"] == "queued"
+    assert store.jobs.get(job_id).state == "queued"
     job = store.jobs.claim(["batches"], "exec-a")
-    assert job is not None and job["id"] == job_id and job["version"] == 2 and job["queue"] == "batches"
-    assert job["token"] and job["dockerSteps"][0]["image"] == "busybox"
+    assert job is not None
+    reply = dequeue_view(job)
+    assert reply["id"] == job_id and reply["version"] == 2 and reply["queue"] == "batches"
+    assert reply["token"] and reply["dockerSteps"][0]["image"] == "busybox"
     assert store.jobs.claim(["batches"], "exec-b") is None
-    assert store.jobs.get(job_id)["state"] == "processing"
-    assert store.jobs.scope_of_token(job["token"]).job_id == job_id  # type: ignore[union-attr]
+    assert store.jobs.get(job_id).state == "processing"
+    assert store.jobs.scope_of_token(job.token).job_id == job_id  # type: ignore[union-attr]
     store.transitions.mark_complete("batches", job_id, "exec-a")
     rec = store.jobs.get(job_id)
-    assert rec["state"] == "completed" and rec["finishedAt"]
+    assert rec.state == "completed" and job_view(rec)["finishedAt"]
     # The token dies with the attempt.
-    assert store.jobs.scope_of_token(job["token"]) is None
+    assert store.jobs.scope_of_token(job.token) is None
 
 
 def test_claim_is_fifo_and_multi_queue(store: Store) -> None:
     a = submit(store, "codeintel")
     b = submit(store, "batches")
     c = submit(store, "batches")
-    got = [store.jobs.claim(["batches", "codeintel"], "e")["id"] for _ in range(3)]  # type: ignore[index]
+    got = [store.jobs.claim(["batches", "codeintel"], "e").id for _ in range(3)]  # type: ignore[union-attr]
     assert got == [a, b, c]
 
 
@@ -68,18 +71,18 @@ def test_writes_only_from_owner(store: Store) -> None:
         store.transitions.mark_complete("codeintel", job_id, "exec-a")
     with pytest.raises(NotFound):
         store.logs.add("batches", job_id, "exec-b", {"key": "k", "startTime": datetime.now(UTC)})
-    assert store.jobs.get(job_id)["state"] == "processing"
+    assert store.jobs.get(job_id).state == "processing"
 
 
 def test_errored_retries_after_delay_then_fails(store: Store, clock: FakeClock) -> None:
     job_id = submit(store)
     for attempt in (1, 2):
         job = store.jobs.claim(["batches"], "e")
-        assert job is not None and job["id"] == job_id
+        assert job is not None and job.id == job_id
         out = store.transitions.mark_errored("batches", job_id, "e", f"boom {attempt}")
         assert out.state == "errored"
         rec = store.jobs.get(job_id)
-        assert rec["numFailures"] == attempt and rec["failureMessage"] == f"boom {attempt}"
+        assert rec.num_failures == attempt and rec.failure_message == f"boom {attempt}"
         # Not before the retry delay (30 s) has passed.
         clock.advance(29)
         assert store.jobs.claim(["batches"], "e") is None
@@ -87,7 +90,7 @@ def test_errored_retries_after_delay_then_fails(store: Store, clock: FakeClock) 
     store.jobs.claim(["batches"], "e")
     assert store.transitions.mark_errored("batches", job_id, "e", "boom 3").state == "failed"
     rec = store.jobs.get(job_id)
-    assert rec["state"] == "failed" and rec["numFailures"] == 3 and rec["attempt"] == 3
+    assert rec.state == "failed" and rec.num_failures == 3 and rec.attempt == 3
 
 
 def test_mark_failed(store: Store) -> None:
@@ -95,12 +98,12 @@ def test_mark_failed(store: Store) -> None:
     store.jobs.claim(["batches"], "e")
     store.transitions.mark_failed("batches", job_id, "e", "bad step")
     rec = store.jobs.get(job_id)
-    assert rec["state"] == "failed" and rec["failureMessage"] == "bad step"
+    assert rec.state == "failed" and rec.failure_message == "bad step"
 
 
 def test_cancel_queued_is_immediate(store: Store) -> None:
     job_id = submit(store)
-    assert store.jobs.cancel(job_id)["state"] == "canceled"
+    assert store.jobs.cancel(job_id).state == "canceled"
     assert store.jobs.claim(["batches"], "e") is None
     with pytest.raises(Conflict):
         store.jobs.cancel(job_id)
@@ -111,12 +114,12 @@ def test_cancel_queued_is_immediate(store: Store) -> None:
 def test_cancel_processing_goes_through_heartbeat(store: Store) -> None:
     job_id = submit(store)
     store.jobs.claim(["batches"], "e")
-    assert store.jobs.cancel(job_id)["state"] == "processing"
+    assert store.jobs.cancel(job_id).state == "processing"
     known, cancel = store.executors.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
     assert known == [job_id] and cancel == [job_id]
     # Whatever the executor reports afterwards, the job ends canceled.
     store.transitions.mark_failed("batches", job_id, "e", "killed")
-    assert store.jobs.get(job_id)["state"] == "canceled"
+    assert store.jobs.get(job_id).state == "canceled"
 
 
 def test_heartbeat_known_ids_and_executor_record(store: Store) -> None:
@@ -137,20 +140,20 @@ def test_resetter_requeues_then_fails(store: Store, clock: FakeClock) -> None:
     for resets in range(3):
         job = store.jobs.claim(["batches"], "e")
         assert job is not None
-        tokens.append(job["token"])
+        tokens.append(job.token)
         clock.advance(20)
         assert store.resetter.reset_stalled().requeued == []  # heartbeat still fresh enough
         clock.advance(6)
         result = store.resetter.reset_stalled()
         assert result.requeued == [(job_id, "batches")]
         rec = store.jobs.get(job_id)
-        assert rec["state"] == "queued" and rec["numResets"] == resets + 1
-        assert store.jobs.scope_of_token(job["token"]) is None
+        assert rec.state == "queued" and rec.num_resets == resets + 1
+        assert store.jobs.scope_of_token(job.token) is None
     store.jobs.claim(["batches"], "e")
     clock.advance(26)
     assert store.resetter.reset_stalled().failed == [job_id]
     rec = store.jobs.get(job_id)
-    assert rec["state"] == "failed" and rec["failureMessage"] == RESET_FAILURE_MESSAGE
+    assert rec.state == "failed" and rec.failure_message == RESET_FAILURE_MESSAGE
     assert len(set(tokens)) == 3
 
 
@@ -161,7 +164,7 @@ def test_heartbeat_keeps_job_alive(store: Store, clock: FakeClock) -> None:
         clock.advance(20)
         store.executors.heartbeat(["batches"], {"name": "e", "hostname": "h"}, [job_id])
         assert store.resetter.reset_stalled().requeued == []
-    assert store.jobs.get(job_id)["state"] == "processing"
+    assert store.jobs.get(job_id).state == "processing"
 
 
 def test_stale_attempt_refused_even_from_same_executor(store: Store, clock: FakeClock) -> None:
@@ -170,13 +173,13 @@ def test_stale_attempt_refused_even_from_same_executor(store: Store, clock: Fake
     clock.advance(30)
     store.resetter.reset_stalled()
     second = store.jobs.claim(["batches"], "e")
-    assert first and second and first["token"] != second["token"]
-    old = store.jobs.scope_of_token(first["token"])
+    assert first and second and first.token != second.token
+    old = store.jobs.scope_of_token(first.token)
     assert old is None
     with pytest.raises(NotFound):  # the first attempt's token: refused, though the executor is the same
-        store.transitions.mark_complete("batches", job_id, "e", token=first["token"])
-    store.transitions.mark_complete("batches", job_id, "e", token=second["token"])
-    assert store.jobs.get(job_id)["state"] == "completed"
+        store.transitions.mark_complete("batches", job_id, "e", token=first.token)
+    store.transitions.mark_complete("batches", job_id, "e", token=second.token)
+    assert store.jobs.get(job_id).state == "completed"
 
 
 def test_log_entries_add_update_and_cap(store: Store) -> None:
@@ -202,9 +205,9 @@ def test_log_entries_add_update_and_cap(store: Store) -> None:
         },
     )
     [entry] = store.logs.for_job(job_id)
-    assert entry["exitCode"] == 0 and entry["durationMs"] == 12 and entry["attempt"] == 1
-    assert entry["out"].startswith("x" * 1000)
-    assert entry["out"].endswith(TRUNCATION_MARKER.format(dropped=10, limit=1024 * 1024))
+    assert entry.exit_code == 0 and entry.duration_ms == 12 and entry.attempt == 1
+    assert entry.out.startswith("x" * 1000)
+    assert entry.out.endswith(TRUNCATION_MARKER.format(dropped=10, limit=1024 * 1024))
     other = submit(store)
     store.jobs.claim(["batches"], "e")
     with pytest.raises(NotFound):
@@ -218,7 +221,7 @@ def test_queue_stats(store: Store, clock: FakeClock) -> None:
     submit(store, "codeintel")
     store.jobs.claim(["batches"], "e")
     store.transitions.mark_errored("batches", a, "e", "x")
-    stats = {q.name: q.to_json(clock()) for q in store.queues.stats()}
+    stats = {q.name: queue_view(q, clock()) for q in store.queues.stats()}
     assert stats["batches"]["queued"] == 1 and stats["batches"]["errored"] == 1 and stats["batches"]["size"] == 2
     assert stats["batches"]["oldestQueuedAgeSeconds"] == 10.0
     assert stats["codeintel"]["size"] == 1 and stats["codeintel"]["oldestQueuedAgeSeconds"] == 0.0
@@ -247,25 +250,25 @@ def test_postgresql_connections_killed_under_the_store(pg_cluster: Any, clock: F
         store.queues.ensure(["batches"])
         job_id = submit(store)
         job = store.jobs.claim(["batches"], "e")
-        assert job is not None and store.jobs.scope_of_token(job["token"]) is not None
+        assert job is not None and store.jobs.scope_of_token(job.token) is not None
         database = url.rsplit("/", 1)[1]
         with psycopg.connect(pg_cluster.admin_dsn, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (database,)
             ).fetchone()
         assert killed is not None and killed[0] >= 1
-        assert store.jobs.get(job_id)["state"] == "processing"
+        assert store.jobs.get(job_id).state == "processing"
         failures = 0
         for _ in range(3):
             try:
-                store.transitions.mark_complete("batches", job_id, "e", token=job["token"])
+                store.transitions.mark_complete("batches", job_id, "e", token=job.token)
                 break
             except DBAPIError as exc:
                 assert exc.connection_invalidated, exc
                 failures += 1
         assert failures == 1
-        assert store.jobs.get(job_id)["state"] == "completed"
-        assert store.jobs.scope_of_token(job["token"]) is None
+        assert store.jobs.get(job_id).state == "completed"
+        assert store.jobs.scope_of_token(job.token) is None
     finally:
         store.close()
 
@@ -293,7 +296,7 @@ def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> N
             assert job is not None
             assert list(listener.notifies(timeout=0.3)) == []  # a claim announces nothing
             clock.advance(26)
-            assert store.resetter.reset_stalled().requeued == [(job["id"], "indexing")]
+            assert store.resetter.reset_stalled().requeued == [(job.id, "indexing")]
             heard = [n.payload for n in listener.notifies(timeout=60, stop_after=1)]
             assert [p.split(" ")[:3] for p in heard] == [["indexing", "1", "-"]]
     finally:
@@ -389,7 +392,7 @@ def test_retention_deletes_old_finished_jobs_with_their_logs(store: Store, clock
             store.jobs.get(gone)
         assert store.logs.for_job(gone) == []
     # Queued and running jobs are never deleted, however old; a job finished recently stays.
-    assert {store.jobs.get(j)["state"] for j in (waiting, running, recent)} == {"queued", "processing", "canceled"}
+    assert {store.jobs.get(j).state for j in (waiting, running, recent)} == {"queued", "processing", "canceled"}
     assert store.retention.delete_expired() == 0
 
 

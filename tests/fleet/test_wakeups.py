@@ -240,9 +240,9 @@ def test_a_waiter_that_wins_another_queues_job_passes_its_signal_on(tmp_path: An
             codeintel_job = await asyncio.to_thread(server.store.jobs.submit, _submission("codeintel"))
             server.notifier.notify(["codeintel"])
             got = await multi
-            assert got.json()["id"] == batches_job["id"]
+            assert got.json()["id"] == batches_job.id
             other = await single[0]
-            assert other.json()["id"] == codeintel_job["id"]
+            assert other.json()["id"] == codeintel_job.id
             assert server.notifier.handed["passed"] == 1 and server.notifier.handed["probe"] == 0
 
     asyncio.run(scenario())

@@ -33,7 +33,7 @@ from executor_agent.logstream import LogEntry
 from executor_agent.protocol.durations import format_size
 from executor_agent.protocol.jobs import JobSpec
 from executor_agent.runtimes.base import STOP_GRACE_SECONDS, RuntimeUnavailable, StepResult, StepRun
-from executor_agent.vm import checks, firecracker, network, qemu
+from executor_agent.vm import checks, firecracker, network, qemu, sources
 from executor_agent.vm.assets import Assets, AssetsMissing, assets, write_job_initrd
 from executor_agent.vm.guest import GuestChannel
 from executor_agent.vm.rootfs import ImageCache, ImageUnavailable, make_ext4
@@ -77,8 +77,7 @@ class VMRuntime:
     @property
     def docker(self) -> docker.DockerClient:
         if self._docker is None:
-            base_url = self.settings.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-            self._docker = docker.DockerClient(base_url=base_url, version="1.41", timeout=300)
+            self._docker = sources.engine(self.settings)
         return self._docker
 
     def check(self) -> str:

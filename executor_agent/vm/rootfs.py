@@ -57,24 +57,38 @@ def make_ext4(source: Path, dest: Path, label: str, size: int) -> None:
     )  # fmt: skip
 
 
-def export_to_ext4(client: docker.DockerClient, image_id: str, dest: Path, label: str) -> None:
-    """The image's root filesystem as an ext4 disk at dest (written beside it, then renamed: never half-written)."""
+def unpack(client: docker.DockerClient, image_id: str, dest: Path, members: tuple[str, ...] = ()) -> tuple[int, str]:
+    """`docker export` of a container of the image, unpacked into dest (only `members`, tar wildcards, if given);
+    returns tar's exit code and the end of its messages. tar as root keeps owners, modes and device nodes."""
     api = client.api
     created = api.create_container(image_id, command=["/bin/true"])
+    try:
+        wildcards = ["--wildcards", *members] if members else []
+        tar = subprocess.Popen(
+            ["tar", "-x", "--numeric-owner", "-C", str(dest), *wildcards], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert tar.stdin is not None and tar.stderr is not None
+        try:
+            for chunk in api.export(created["Id"]):
+                tar.stdin.write(chunk)
+        except BrokenPipeError:
+            pass  # tar stopped reading after an error; its exit code and message say which
+        tar.stdin.close()
+        return tar.wait(), tar.stderr.read().decode(errors="replace")[-500:]
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_container(created["Id"], force=True)
+
+
+def export_to_ext4(client: docker.DockerClient, image_id: str, dest: Path, label: str) -> None:
+    """The image's root filesystem as an ext4 disk at dest (written beside it, then renamed: never half-written)."""
     staging = Path(tempfile.mkdtemp(prefix="rootfs-", dir=dest.parent))
     try:
         tree = staging / "tree"
         tree.mkdir()
-        # tar as root keeps owners, modes and device nodes as the image has them.
-        tar = subprocess.Popen(
-            ["tar", "-x", "--numeric-owner", "-C", str(tree)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert tar.stdin is not None
-        for chunk in api.export(created["Id"]):
-            tar.stdin.write(chunk)
-        tar.stdin.close()
-        if tar.wait() != 0:
-            raise ImageUnavailable(f"unpacking image {image_id}: {tar.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
+        code, messages = unpack(client, image_id, tree)
+        if code != 0:
+            raise ImageUnavailable(f"unpacking image {image_id}: {messages}")
         for d in ("data", "proc", "sys", "dev", "tmp", "etc"):
             (tree / d).mkdir(exist_ok=True)
         used = _du(tree)
@@ -83,8 +97,6 @@ def export_to_ext4(client: docker.DockerClient, image_id: str, dest: Path, label
         tmp.replace(dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(docker.errors.APIError):
-            api.remove_container(created["Id"], force=True)
 
 
 class ImageCache:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import docker.errors
 import requests
 
 from executor_agent.config import ExecutorSettings
-from executor_agent.vm.rootfs import export_to_ext4
+from executor_agent.vm.rootfs import export_to_ext4, unpack
 
 
 class SourceMissing(Exception):
@@ -42,28 +41,6 @@ def local_image(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
         if exc.status_code == 400:  # not a valid reference at all
             return None
         raise
-
-
-def _export_paths(client: docker.DockerClient, image_id: str, dest: Path, members: list[str]) -> None:
-    created = client.api.create_container(image_id, command=["/bin/true"])
-    try:
-        tar = subprocess.Popen(
-            ["tar", "-x", "--numeric-owner", "--wildcards", "-C", str(dest), *members],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert tar.stdin is not None and tar.stderr is not None
-        try:
-            for chunk in client.api.export(created["Id"]):
-                tar.stdin.write(chunk)
-        except BrokenPipeError:
-            pass  # tar stops reading once it has failed; its message says why
-        tar.stdin.close()
-        # GNU tar exits 2 when a wildcard matched nothing: the caller looks for what it needs and says what is not
-        # there, which is clearer than tar's message.
-        tar.wait()
-    finally:
-        client.api.remove_container(created["Id"], force=True)
 
 
 def kernel_image_id(client: docker.DockerClient, ref: str) -> str:
@@ -88,7 +65,9 @@ def kernel_from_image(client: docker.DockerClient, ref: str, root: Path) -> tupl
     dest = root / "kernel-image"
     staging = Path(tempfile.mkdtemp(prefix="kernel-", dir=root))
     try:
-        _export_paths(client, image_id, staging, ["boot/vmlinuz-*", "lib/modules/*", "usr/lib/modules/*"])
+        # tar exits 2 when a pattern matches nothing (most images have only one of the two module paths): what
+        # is missing is said below, more clearly than tar would.
+        unpack(client, image_id, staging, ("boot/vmlinuz-*", "lib/modules/*", "usr/lib/modules/*"))
         kernels = sorted((staging / "boot").glob("vmlinuz-*"))
         if not kernels:
             raise SourceMissing(f"EXECUTOR_FIRECRACKER_KERNEL_IMAGE={ref!r}: the image has no /boot/vmlinuz-<version>")

@@ -14,19 +14,6 @@ from tests.terraform.hcl import blocks, load, outputs, unquote, variables
 
 AGENT_ENV_NAMES = {str(field.validation_alias) for field in ExecutorSettings.model_fields.values()}
 # The seeds' variable names, which operators know from the reference deployment guides.
-SEED_ROOT_VARIABLES = {
-    "executor_sourcegraph_external_url",
-    "executor_sourcegraph_executor_proxy_password",
-    "executor_queue_name",
-    "executor_instance_tag",
-    "executor_metrics_environment_label",
-    "docker_mirror_static_ip",
-    "min_replicas",
-    "max_replicas",
-    "jobs_per_instance_scaling",
-    "randomize_resource_names",
-}
-CLOUDS = ["aws", "google"]
 # Seed 001's `module "executors"` block, exactly the variables it writes.
 SEED_001_BLOCK = {
     "executor_sourcegraph_external_url",
@@ -36,6 +23,13 @@ SEED_001_BLOCK = {
     "executor_metrics_environment_label",
     "docker_mirror_static_ip",
 }
+SEED_ROOT_VARIABLES = SEED_001_BLOCK | {
+    "min_replicas",
+    "max_replicas",
+    "jobs_per_instance_scaling",
+    "randomize_resource_names",
+}
+CLOUDS = ["aws", "google"]
 
 
 def env_names_set_by(cloud: str) -> set[str]:

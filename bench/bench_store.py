@@ -129,6 +129,9 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--backlog", type=int, default=20_000)
     ap.add_argument("--claims", type=int, default=3_000)
+    ap.add_argument(
+        "--parts", default="claims,completions,stats", help="which figures, comma-separated (default: all three)"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-store-"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
@@ -138,7 +141,8 @@ def main() -> None:
             if backend == "postgresql":
                 cluster = cluster or start_cluster(tmp / "pg")
             pg = cluster if backend == "postgresql" else None
-            for queues in (["a"], ["a", "b"]):
+            parts = args.parts.split(",")
+            for queues in (["a"], ["a", "b"]) if "claims" in parts else ():
                 store = open_store(backend, tmp, pg, f"claim-{len(queues)}")
                 try:
                     copy_first_job(store, args.backlog - 1)
@@ -150,7 +154,7 @@ def main() -> None:
                     f"first 100 median {first * 1000:.2f} ms, last 100 median {last * 1000:.2f} ms",
                     flush=True,
                 )
-            for counters in (True, False):
+            for counters in (True, False) if "completions" in parts else ():
                 for threads in (1, 8):
                     store = open_store(backend, tmp, pg, f"complete-{counters}-{threads}")
                     try:
@@ -165,6 +169,8 @@ def main() -> None:
                         f"{rate:,.0f}/s",
                         flush=True,
                     )
+            if "stats" not in parts:
+                continue
             store = open_store(backend, tmp, pg, "stats")
             try:
                 copy_first_job(store, 999)  # 1,000 queued jobs: the active states are counted, not summed

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Select, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -98,6 +98,23 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+# Any fixed 64-bit number; it only has to be the same in every server process of one database.
+MULTI_ROW_LOCK_KEY = 0x666C656574  # "fleet"
+
+
+def serialize_multi_row_writes(conn: Connection) -> None:
+    """Let one multi-row final-state transaction (resetter, retention) run at a time, across server processes.
+
+    Each such transaction locks several finished_counts rows (migration 0003's triggers), in the order it meets
+    the jobs; two of them side by side can take the same rows in opposite orders and deadlock on PostgreSQL
+    (tests/fleet/test_maintenance_concurrency.py). Single-job statements lock one counter row as their last act
+    and wait for nothing after it, so they need no such lock. The advisory lock ends with the transaction.
+    SQLite needs nothing: its write transactions are serial already (BEGIN IMMEDIATE).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MULTI_ROW_LOCK_KEY})
 
 
 def lock_for_claim(stmt: Select[Any], engine: Engine) -> Select[Any]:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from fleet.db.dialect import announce_ready
+from fleet.db.dialect import announce_ready, serialize_multi_row_writes
 from fleet.db.models import jobs
 from fleet.states import JobState
 from fleet.store.database import Database
@@ -81,6 +81,7 @@ class Resetter:
         cutoff = now - timedelta(seconds=self.db.config.stalled_job_seconds)
         result = ResetResult()
         with self.db.write() as conn:
+            serialize_multi_row_writes(conn)
             stmt = select(jobs.c.id, jobs.c.queue, jobs.c.num_resets, jobs.c.cancel_requested).where(
                 state_is(jobs.c.state, Event.STALL), jobs.c.last_heartbeat_at < cutoff
             )

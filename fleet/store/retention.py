@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from fleet.db.dialect import serialize_multi_row_writes
 from fleet.db.models import execution_log_entries, jobs
 from fleet.store.database import Database
 from fleet.store.lifecycle import Event, state_is
@@ -33,6 +34,7 @@ class Retention:
         deleted = 0
         for _ in range(MAX_BATCHES):
             with self.db.write() as conn:
+                serialize_multi_row_writes(conn)
                 ids = list(
                     conn.execute(
                         select(jobs.c.id)

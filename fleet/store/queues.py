@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, cast, func, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from fleet.db.dialect import aggregate_datetime
@@ -109,29 +109,29 @@ class QueueStore:
         state lists make each a prefix of that index, where a bare `state IN (...)` scanned all of it. Finished
         ones are summed from finished_counts, which triggers keep exact in every transition (migration 0003).
         """
-        with self.db.read() as conn:
+        # Two single-statement reads (no transaction, and on PostgreSQL no ping and no BEGIN/ROLLBACK: two round
+        # trips in all). The counts come from one statement, so active and finished ones share one snapshot; a
+        # queue created between the two reads shows zeros until the next call.
+        with self.db.read_one() as conn:
             names = list(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
-            counts: dict[tuple[str, str], int] = {}
-            active = [s.value for s in SIZE_STATES]
-            for q, state, n in conn.execute(
-                select(jobs.c.queue, jobs.c.state, func.count())
-                .where(jobs.c.queue.in_(names), jobs.c.state.in_(active))
-                .group_by(jobs.c.queue, jobs.c.state)
-            ):
-                counts[(q, state)] = n
-            for q, state, n in conn.execute(
-                select(finished_counts.c.queue, finished_counts.c.state, func.sum(finished_counts.c.n)).group_by(
-                    finished_counts.c.queue, finished_counts.c.state
-                )
-            ):
+        active = (
+            select(jobs.c.queue, jobs.c.state, func.count().label("n"), func.min(jobs.c.queued_at).label("oldest"))
+            .where(jobs.c.queue.in_(names), jobs.c.state.in_([s.value for s in SIZE_STATES]))
+            .group_by(jobs.c.queue, jobs.c.state)
+        )
+        finished = select(
+            finished_counts.c.queue,
+            finished_counts.c.state,
+            func.sum(finished_counts.c.n),
+            cast(null(), jobs.c.queued_at.type),
+        ).group_by(finished_counts.c.queue, finished_counts.c.state)
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, Any] = {}
+        with self.db.read_one() as conn:
+            for q, state, n, first_queued in conn.execute(union_all(active, finished)):
                 counts[(q, state)] = int(n)
-            oldest = dict(
-                conn.execute(
-                    select(jobs.c.queue, func.min(jobs.c.queued_at))
-                    .where(jobs.c.queue.in_(names), jobs.c.state == JobState.QUEUED)
-                    .group_by(jobs.c.queue)
-                ).all()
-            )
+                if state == JobState.QUEUED:
+                    oldest[q] = first_queued
         out = []
         for name in names:
             n = {state: counts.get((name, state), 0) for state in JobState}

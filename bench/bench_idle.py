@@ -49,6 +49,8 @@ if path:
     from sqlalchemy.engine import Engine
     count = [0]
     event.listen(Engine, "before_cursor_execute", lambda *a: count.__setitem__(0, count[0] + 1))
+    from fleet.db.direct import STATEMENT_LISTENERS  # the protocol's hot statements, below SQLAlchemy's events
+    STATEMENT_LISTENERS.append(lambda sql: count.__setitem__(0, count[0] + 1))
     def dump():
         import time
         while True:

@@ -150,7 +150,11 @@ async def cycles_per_second(server: FleetServer, jobs: int, clients: int, profil
 
 # Layers of the server's time, by the first matching frame of a sample (innermost first).
 LAYERS = [
-    ("sqlite3 / psycopg (database driver and engine)", ("sqlite3", "psycopg", "execute (sqlalchemy/engine/default.py")),
+    (
+        "sqlite3 / psycopg (database driver and engine)",
+        # C calls are not sampled: the Python frames that make them (SQLAlchemy's, and fleet.db.direct's).
+        ("sqlite3", "psycopg", "do_execute (", "fleet/db/direct.py"),
+    ),
     ("SQLAlchemy (compile cache, parameters, results)", ("sqlalchemy/",)),
     ("pydantic (body parsing)", ("pydantic",)),
     ("JSON encoding of replies", ("json/", "render (starlette/responses.py")),

@@ -22,10 +22,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleet import __version__
 from fleet.api import dashboard, executor_routes, git_proxy, jobs_routes, observability
+from fleet.api.executor_entry import ExecutorEntry
 from fleet.api.notify import DatabaseListener, QueueNotifier
 from fleet.db.dialect import QUEUE_CHANNEL, listen_dsn
 from fleet.maintenance import Running
@@ -158,6 +160,9 @@ def create_app(
     app.state.metrics_registry, request_metrics = observability.build_registry()
     app.add_middleware(observability.RequestMetricsMiddleware, metrics=request_metrics)
     app.add_middleware(BodyLimit)
+    # Outermost of ours: protocol calls skip the two above and the router (fleet/api/executor_entry.py).
+    protocol_routes = [r for r in executor_routes.routes if isinstance(r, Route)]
+    app.add_middleware(ExecutorEntry, routes=protocol_routes, metrics=request_metrics, body_limit=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,8 @@
 - single statements: on PostgreSQL they run on a second pool whose connections stay in autocommit (one round trip
   instead of BEGIN, statement, COMMIT, and no per-checkout isolation switching); SQLite still wraps writes in
   BEGIN IMMEDIATE, which costs nothing on the wire.
+- hot single statements (fleet.db.direct) run on DBAPI connections of their own, in autocommit: SQLite's by
+  its connect hook, psycopg's by setting autocommit.
 - wake-ups: every process wakes its own long-polling dequeues in memory; PostgreSQL also announces ready jobs
   with NOTIFY so the other server processes on the database wake theirs.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 # Execution option that turns a SQLite transaction into BEGIN IMMEDIATE (takes the write lock up front, so
@@ -73,12 +76,11 @@ def make_engine(url: str) -> Engine:
     raise DatabaseURLError(f"unsupported database {backend!r}; use sqlite:/// or postgresql+psycopg://")
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, **pool: Any) -> Engine:
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-        pool_size=20,
-        max_overflow=20,
+        **(pool or {"pool_size": 20, "max_overflow": 20}),
     )
 
     @event.listens_for(engine, "connect")
@@ -144,6 +146,23 @@ def single_statement_engines(engine: Engine, threads: int) -> tuple[Engine, Engi
         )
         return autocommit, autocommit
     return engine, engine.execution_options(**{WRITE_OPTION: True})
+
+
+def direct_engine(engine: Engine) -> tuple[Engine, Callable[[Any], None]]:
+    """An engine without a pool for fleet.db.direct (each thread keeps its connection), and how to put one of
+    its DBAPI connections in autocommit: SQLite's connect hook already does (isolation_level None), psycopg's
+    connections get autocommit set."""
+    if is_sqlite(engine):
+        return _sqlite_engine(engine.url.render_as_string(hide_password=False), poolclass=NullPool), _nothing
+    return create_engine(engine.url, poolclass=NullPool), _psycopg_autocommit
+
+
+def _nothing(_conn: Any) -> None:
+    pass
+
+
+def _psycopg_autocommit(conn: Any) -> None:
+    conn.autocommit = True
 
 
 # PostgreSQL channel on which jobs becoming ready are announced to every server process.

@@ -9,19 +9,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import ClauseElement
 
 from fleet.db import migrate
 from fleet.db.dialect import (
     READY_KEY,
     WRITE_OPTION,
     ReadyAnnouncement,
+    direct_engine,
     is_sqlite,
     make_engine,
     single_statement_engines,
 )
+from fleet.db.direct import DirectStatements
 
 Clock = Callable[[], datetime]
 # Worker threads for store calls from async code on PostgreSQL (fleet.store.Store.call). Long polls park on the
@@ -57,6 +61,7 @@ class Database:
         self.config = config or StoreConfig()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._read_one_engine, self._write_one_engine = single_statement_engines(engine, STORE_THREADS)
+        self._direct = DirectStatements(*direct_engine(engine), on_lost=self._read_one_engine.dispose)
         # Called after a commit for each announce_ready() made in it: the server's notifier wakes waiters.
         self.ready_listeners: list[Callable[[ReadyAnnouncement], None]] = []
         # SQLite allows one writer at a time and makes the others sleep-and-retry in its busy handler (sleeps of
@@ -97,6 +102,13 @@ class Database:
             yield conn
         self._announce(pending)
 
+    def run_one(self, stmt: ClauseElement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """A write that is exactly one statement and announces nothing, run on a DBAPI connection directly
+        (fleet.db.direct): the executor protocol's hot statements. Its rows (RETURNING) as tuples."""
+        with self._write_lock:
+            rows, _ = self._direct.execute(stmt, params)
+        return rows
+
     @staticmethod
     @contextmanager
     def _announcements(conn: Connection) -> Iterator[list[ReadyAnnouncement]]:
@@ -122,5 +134,6 @@ class Database:
         return list({id(e): e for e in (self.engine, self._read_one_engine)}.values())
 
     def dispose(self) -> None:
+        self._direct.dispose()
         self.engine.dispose()
         self._read_one_engine.dispose()

@@ -95,14 +95,16 @@ class JobStore:
             token = secrets.token_urlsafe(32)
             token_hash = hash_token(token)
         params: dict[str, Any] = {"c_now": self.db.clock(), "c_executor": executor_name, "c_token_hash": token_hash}
-        with self.db.write_one() as conn:
-            self.queues.require_cached(conn, queue_names)
-            row = conn.execute(self._claim_statement(tuple(queue_names)), params).first()
-        if row is None:
+        if not self.queues.known(queue_names):
+            with self.db.read_one() as conn:
+                self.queues.require_cached(conn, queue_names)
+        rows = self.db.run_one(self._claim_statement(tuple(queue_names)), params)
+        if not rows:
             if len(self._spare_tokens) < MAX_SPARE_TOKENS:
                 self._spare_tokens.append((token, token_hash))
             return None
-        return Claim(row.id, row.queue, token, row.spec)
+        job_id, queue, spec = rows[0]
+        return Claim(job_id, queue, token, spec)
 
     def _claim_statement(self, queue_names: tuple[str, ...]) -> Update:
         """One UPDATE ... RETURNING that picks and takes the job, so a claim is one round trip.

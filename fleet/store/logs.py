@@ -64,8 +64,8 @@ class LogStore:
         token: str | None = None,
     ) -> int:
         writer = Writer(queue, job_id, executor_name, token)
-        with self.db.write_one() as conn:
-            entry_id = conn.execute(_ADD[token is not None], {**writer.params(), **self._values(entry)}).scalar()
+        rows = self.db.run_one(_ADD[token is not None], {**writer.params(), **self._values(entry)})
+        entry_id = rows[0][0] if rows else None
         if entry_id is None:
             with self.db.read_one() as conn:
                 raise refusal(conn, writer)

@@ -84,9 +84,13 @@ class QueueStore:
             raise UnknownQueue(self.unknown_message(conn, name))
         return QueuePolicy(row.name, row.max_retries, row.retry_delay_seconds)
 
+    def known(self, names: list[str]) -> bool:
+        """Whether all these queues were seen to exist (by require_cached): queues are never deleted."""
+        return self._known.issuperset(names)
+
     def require_cached(self, conn: Connection, names: list[str]) -> None:
         """Like require(), but remembers queues seen to exist: queues are never deleted, so a hit stays true."""
-        if self._known.issuperset(names):
+        if self.known(names):
             return
         self.require(conn, names)
         self._known.update(names)

@@ -67,8 +67,8 @@ class TransitionStore:
     def finish(self, writer: Writer, state: JobState, message: str | None) -> Outcome:
         """Complete or fail a job in one statement."""
         params = {**writer.params(), "f_state": state.value, "f_message": message, "f_now": self.db.clock()}
-        with self.db.write_one() as conn:
-            final = conn.execute(_FINISH[writer.token is not None], params).scalar()
+        rows = self.db.run_one(_FINISH[writer.token is not None], params)
+        final = rows[0][0] if rows else None
         if final is None:
             with self.db.read_one() as conn:
                 raise refusal(conn, writer)

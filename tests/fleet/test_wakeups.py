@@ -20,6 +20,7 @@ from sqlalchemy import event
 
 from fleet.api.notify import QueueNotifier, Signal
 from fleet.app import create_app
+from fleet.db.direct import STATEMENT_LISTENERS
 from fleet.settings import ServerSettings
 from fleet.store import Store, StoreConfig
 
@@ -89,6 +90,8 @@ async def running(database_url: str, recheck: float = 3600, retry_delay: float =
 
     for engine in store.db.engines():
         event.listen(engine, "before_cursor_execute", record)
+    # The protocol's hot statements (the claim among them) run below SQLAlchemy's events: fleet.db.direct.
+    STATEMENT_LISTENERS.append(statements.log.append)
     app = create_app(settings, store=store)
     try:
         async with app.router.lifespan_context(app):
@@ -96,6 +99,7 @@ async def running(database_url: str, recheck: float = 3600, retry_delay: float =
             async with httpx.AsyncClient(transport=transport, base_url="http://fleet", timeout=60) as client:
                 yield Server(client, store, app.state.notifier, statements)
     finally:
+        STATEMENT_LISTENERS.remove(statements.log.append)
         store.close()
 
 

@@ -1,0 +1,153 @@
+"""Hot statements run on the DBAPI connection directly, below SQLAlchemy's Connection layer.
+
+The executor protocol's claim, log entry and finish are each one statement, and around each SQLAlchemy's
+execution context (events, compiled-cache lookup, parameter and result objects, BEGIN and COMMIT) cost three
+times what the database did (docs/control-plane.md, "Performance notes"). Here such a statement is compiled once
+per dialect, its parameters go through the same bind processors SQLAlchemy would apply, and it runs in
+autocommit on a connection this thread keeps: a single statement is atomic on its own on both databases.
+
+Statements are still written with SQLAlchemy Core, in the store module that owns them; this module only runs
+them. DBAPI errors come out as SQLAlchemy's exception classes (so a database outage is still a 503), and a
+connection the dialect sees as lost is dropped: the next call opens a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+# Called with each statement's SQL before it runs: statement counters in tests and benchmarks (the engines'
+# before_cursor_execute events do not see these statements).
+STATEMENT_LISTENERS: list[Callable[[str], None]] = []
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    construct: Callable[..., Any]  # SQLCompiler.construct_params: the statement's bind values by name
+    order: Sequence[str] | None  # positional paramstyles (SQLite's qmark); None for named ones (psycopg)
+    binds: Mapping[str, Callable[[Any], Any]]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+
+class DirectStatements:
+    """Runs single statements for one engine; each calling thread keeps one autocommit connection."""
+
+    def __init__(self, engine: Engine, configure: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
+        """engine: one without a pool (fleet.db.dialect.direct_engine), whose connections live in the threads'
+        hands; configure: puts a new DBAPI connection in autocommit; on_lost: called when a connection is found
+        lost (the database restarted: the store's pools are renewed too, as SQLAlchemy does for its own)."""
+        self._engine = engine
+        self._configure = configure
+        self._on_lost = on_lost
+        # Bumped when a connection is found lost: every thread's connection of an older generation is renewed,
+        # so one restart costs one failed call, not one per thread.
+        self._generation = 0
+        self._dialect = self._engine.dialect
+        self._dbapi_error: type[Exception] = self._dialect.loaded_dbapi.Error
+        self._compiled: dict[int, tuple[ClauseElement, _Compiled]] = {}
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._opened_lock = threading.Lock()
+
+    def _compile(self, stmt: ClauseElement) -> _Compiled:
+        hit = self._compiled.get(id(stmt))
+        if hit is not None and hit[0] is stmt:
+            return hit[1]
+        compiled = cast(SQLCompiler, stmt.compile(dialect=self._dialect))
+        results = tuple(
+            entry.type._cached_result_processor(self._dialect, None)
+            for entry in compiled._result_columns or ()  # the column types of RETURNING
+        )
+        out = _Compiled(
+            sql=compiled.string,
+            construct=compiled.construct_params,
+            order=compiled.positiontup,
+            binds=_scalar_processors(compiled._bind_processors),  # the same processors SQLAlchemy applies
+            results=results,
+        )
+        # Keyed by identity and holding the statement, so a freed statement's id cannot be mistaken for it.
+        self._compiled[id(stmt)] = (stmt, out)
+        return out
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation != self._generation:
+            self._drop()
+            conn = None
+        if conn is None:
+            fairy = self._engine.raw_connection()
+            conn = fairy.driver_connection
+            self._configure(conn)
+            self._local.fairy, self._local.conn, self._local.generation = fairy, conn, self._generation
+            with self._opened_lock:
+                self._opened.append(fairy)
+        return conn
+
+    def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
+        """Run one statement in autocommit; its rows (result processors applied) and its rowcount."""
+        c = self._compile(stmt)
+        values = c.construct(params)
+        for name, process in c.binds.items():
+            if name in values:
+                values[name] = process(values[name])
+        args: Any = tuple(values[name] for name in c.order) if c.order is not None else values
+        for listener in STATEMENT_LISTENERS:
+            listener(c.sql)
+        conn = self._connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(c.sql, args)
+                raw = cursor.fetchall() if cursor.description is not None else []
+                rowcount = cursor.rowcount
+            finally:
+                cursor.close()
+        except self._dbapi_error as exc:
+            # In autocommit a failed statement leaves nothing behind on a live connection; a dead one is dropped.
+            lost = self._dialect.is_disconnect(cast(Any, exc), conn, None)
+            if lost:
+                self._generation += 1
+                self._drop()
+                self._on_lost()
+            raise DBAPIError.instance(
+                c.sql, args, exc, self._dbapi_error, connection_invalidated=lost, dialect=self._dialect
+            ) from exc
+        if not any(c.results):
+            return [tuple(r) for r in raw], rowcount
+        rows = [tuple(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]
+        return rows, rowcount
+
+    def _drop(self) -> None:
+        fairy = getattr(self._local, "fairy", None)
+        self._local.fairy = self._local.conn = None
+        if fairy is not None:
+            with self._opened_lock:
+                if fairy in self._opened:
+                    self._opened.remove(fairy)
+            # A broken connection may refuse even this; it is dropped anyway.
+            with contextlib.suppress(Exception):
+                fairy.invalidate()
+
+    def dispose(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for fairy in opened:
+            with contextlib.suppress(Exception):  # closing at shutdown: nothing to do about a failure
+                fairy.close()
+        self._local = threading.local()
+        self._engine.dispose()
+
+
+def _scalar_processors(processors: Mapping[str, Any]) -> dict[str, Callable[[Any], Any]]:
+    if not all(callable(p) for p in processors.values()):  # a processor per element: a tuple-valued parameter
+        raise ValueError("fleet.db.direct runs statements with scalar parameters only; use a store connection")
+    return dict(processors)

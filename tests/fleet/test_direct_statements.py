@@ -1,0 +1,117 @@
+"""fleet.db.direct on SQLite and PostgreSQL: single statements on the DBAPI connection, with SQLAlchemy's types,
+errors and statement listeners, one connection per thread, all closed with the store."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, update
+from sqlalchemy.exc import IntegrityError
+
+from fleet.db.dialect import UTCDateTime
+from fleet.db.direct import STATEMENT_LISTENERS
+from fleet.db.models import jobs, queues
+from fleet.store import Store
+from tests.fleet.conftest import FakeClock
+from tests.fleet.test_store import submit
+
+
+def test_rows_come_back_with_the_column_types(store: Store) -> None:
+    job_id = submit(store, repositoryDirectory="src")
+    when = datetime(2026, 12, 3, 10, 30, 15, 123456, tzinfo=UTC)
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == bindparam("t_id"))
+        .values(process_after=bindparam("t_when", type_=UTCDateTime))
+        .returning(jobs.c.id, jobs.c.spec, jobs.c.process_after)
+    )
+    rows = store.db.run_one(stmt, {"t_id": job_id, "t_when": when + timedelta(hours=1)})
+    [(got_id, spec, process_after)] = rows
+    assert got_id == job_id
+    assert spec["repositoryDirectory"] == "src"  # JSON decoded, as through a SQLAlchemy connection
+    assert process_after == when + timedelta(hours=1) and process_after.tzinfo is not None
+    assert store.jobs.get(job_id).process_after == process_after  # what SQLAlchemy reads back is the same
+    assert store.db.run_one(stmt, {"t_id": job_id + 1000, "t_when": when}) == []
+
+
+def test_errors_are_sqlalchemy_errors_and_the_connection_stays_usable(store: Store) -> None:
+    row = {"name": "batches", "max_retries": 1, "retry_delay_seconds": 1.0, "created_at": datetime.now(UTC)}
+    with pytest.raises(IntegrityError):  # the queue exists: a duplicate primary key
+        store.db.run_one(queues.insert().values(**row), {})
+    store.queues.ensure(["batches"])
+    job_id = submit(store)
+    claim = store.jobs.claim(["batches"], "exec-a")  # the same thread's direct connection, after the error
+    assert claim is not None and claim.id == job_id
+
+
+def test_statement_listeners_see_each_direct_statement(store: Store) -> None:
+    seen: list[str] = []
+    STATEMENT_LISTENERS.append(seen.append)
+    try:
+        submit(store)
+        claim = store.jobs.claim(["batches"], "exec-a")
+        assert claim is not None
+        store.logs.add("batches", claim.id, "exec-a", _entry(), token=claim.token)
+        store.transitions.mark_complete("batches", claim.id, "exec-a", token=claim.token)
+    finally:
+        STATEMENT_LISTENERS.remove(seen.append)
+    assert [s.split()[0] for s in seen] == ["UPDATE", "INSERT", "UPDATE"], seen
+
+
+def test_each_thread_keeps_one_connection_and_close_ends_them(pg_cluster: Any, clock: FakeClock) -> None:
+    """Counted as PostgreSQL backends: three threads claiming twice each open three sessions, which end with the
+    store."""
+    import psycopg
+
+    url = pg_cluster.create_database()
+    database = url.rsplit("/", 1)[1]
+
+    def sessions() -> int:
+        with psycopg.connect(pg_cluster.admin_dsn, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
+                (database,),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    store = Store.open(url, clock)
+    try:
+        store.queues.ensure(["batches"])
+        for _ in range(7):
+            submit(store)
+        assert store.jobs.claim(["batches"], "warm-up") is not None  # the queue is known from now on
+        before = sessions()
+        go = threading.Barrier(3)
+        claimed: list[int] = []
+
+        def claimer() -> None:
+            go.wait()
+            for _ in range(2):
+                claim = store.jobs.claim(["batches"], f"exec-{threading.get_ident()}")
+                assert claim is not None
+                claimed.append(claim.id)
+
+        threads = [threading.Thread(target=claimer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(claimed)) == 6  # every job handed out once
+        assert sessions() == before + 3
+    finally:
+        store.close()
+    assert sessions() == 0
+
+
+def _entry() -> dict[str, Any]:
+    return {
+        "key": "step.docker.0",
+        "command": ["true"],
+        "startTime": datetime.now(UTC),
+        "exitCode": 0,
+        "out": "ok\n",
+        "durationMs": 1,
+    }

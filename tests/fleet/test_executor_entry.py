@@ -1,0 +1,134 @@
+"""The executor protocol's entry ahead of the middleware stack (fleet/api/executor_entry.py): protocol calls skip
+the router, and answer exactly as the full stack does, errors included; what it does not take goes through it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from fleet.app import create_app
+from fleet.settings import ServerSettings
+
+SECRET = "entry-test-executor-secret"
+API = "entry-test-api-token"
+STEP = {"image": "busybox", "commands": ["true"]}
+
+
+class RouterSpy:
+    """Counts the requests that reach the application's router, i.e. that went through the full stack."""
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.router(scope, receive, send)
+
+
+@asynccontextmanager
+async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, RouterSpy]]:
+    settings = ServerSettings(
+        database_url=f"sqlite:///{tmp_path}/fleet.db", executors_access_token=SECRET, api_token=API
+    )  # type: ignore[call-arg]
+    app = create_app(settings)
+    spy = RouterSpy(app.router)
+    app.router = spy  # type: ignore[assignment]  # the middleware stack is built on the first request
+    async with app.router.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fleet", timeout=30) as client:
+            yield client, spy
+
+
+async def chunked(body: bytes) -> AsyncIterator[bytes]:
+    """The same body without a Content-Length (sent chunked): the entry leaves it to the full stack."""
+    yield body
+
+
+EXECUTOR = {"Authorization": f"token-executor {SECRET}"}
+CASES: list[tuple[str, dict[str, str], bytes]] = [
+    ("/.executors/queue/batches/dequeue", {}, b'{"executorName": "e"}'),  # no credentials
+    ("/.executors/queue/batches/dequeue", {"Authorization": "token-executor wrong"}, b'{"executorName": "e"}'),
+    ("/.executors/queue/batches/dequeue", EXECUTOR, b'{"executorName": '),  # malformed JSON
+    ("/.executors/queue/batches/dequeue", EXECUTOR, b'{"executorName": "\xff"}'),  # not UTF-8
+    ("/.executors/queue/nosuchqueue/dequeue", EXECUTOR, b'{"executorName": "e"}'),
+    ("/.executors/queue/batches/dequeue", EXECUTOR, b'{"executorName": "e"}'),  # nothing queued: 204
+    ("/.executors/queue/dequeue", EXECUTOR, b'{"executorName": "e", "queues": []}'),
+    ("/.executors/queue/batches/markComplete", {"Authorization": "Bearer not-a-token"}, b'{"jobId": 1}'),
+    ("/.executors/queue/batches/markComplete", EXECUTOR, b'{"executorName": "e", "jobId": 99}'),
+    ("/.executors/queue/batches/addExecutionLogEntry", EXECUTOR, b'{"executorName": "e", "jobId": "x"}'),
+    ("/.executors/queue/batches/heartbeat", EXECUTOR, b'{"executorName": "e", "jobIds": [1, 2]}'),
+]
+
+
+@pytest.mark.parametrize(("path", "headers", "body"), CASES)
+def test_answers_as_the_full_stack_does(tmp_path: Path, path: str, headers: dict[str, str], body: bytes) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as (client, spy):
+            fast = await client.post(path, content=body, headers=headers)
+            assert spy.paths == [], "a protocol call with a Content-Length went through the router"
+            full = await client.post(path, content=chunked(body), headers=headers)
+            assert spy.paths == [path]
+            assert (fast.status_code, fast.content) == (full.status_code, full.content)
+            assert fast.headers.get("www-authenticate") == full.headers.get("www-authenticate")
+            assert fast.headers.get("content-type") == full.headers.get("content-type")
+
+    asyncio.run(scenario())
+
+
+def test_a_job_goes_through_the_entry_and_is_counted_by_route(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as (client, spy):
+            submitted = await client.post(
+                "/api/v1/jobs",
+                json={"queue": "batches", "dockerSteps": [STEP]},
+                headers={"Authorization": f"Bearer {API}"},
+            )
+            assert submitted.status_code in (200, 201), submitted.text
+            r = await client.post("/.executors/queue/batches/dequeue", json={"executorName": "e"}, headers=EXECUTOR)
+            assert r.status_code == 200, r.text
+            job = r.json()
+            token = {"Authorization": f"Bearer {job['token']}", "X-Sourcegraph-Job-ID": str(job["id"])}
+            done = await client.post(
+                "/.executors/queue/batches/markComplete",
+                json={"executorName": "e", "jobId": job["id"]},
+                headers=token,
+            )
+            assert done.status_code == 204, done.text
+            assert spy.paths == ["/api/v1/jobs"]
+            metrics = (await client.get("/metrics")).text
+        route = 'method="POST",route="/.executors/queue/{queue}'
+        for line in (
+            f'fleet_http_requests_total{{{route}/dequeue",status="200"}} 1.0',
+            f'fleet_http_requests_total{{{route}/markComplete",status="204"}} 1.0',
+            f'fleet_http_request_duration_seconds_count{{{route}/dequeue"}} 1.0',
+        ):
+            assert line in metrics, line
+
+    asyncio.run(scenario())
+
+
+def test_what_the_entry_does_not_take_reaches_the_full_stack(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as (client, spy):
+            wrong_method = await client.get("/.executors/queue/batches/dequeue", headers=EXECUTOR)
+            assert wrong_method.status_code == 405
+            unknown = await client.post("/.executors/queue/batches/noSuchAction", content=b"{}", headers=EXECUTOR)
+            assert unknown.status_code == 404
+            too_big = await client.post(
+                "/.executors/queue/batches/heartbeat",
+                content=b" " * 10,
+                headers={**EXECUTOR, "Content-Length": str(64 * 1024 * 1024)},
+            )
+            assert too_big.status_code == 413
+            assert spy.paths == ["/.executors/queue/batches/dequeue", "/.executors/queue/batches/noSuchAction"]
+
+    asyncio.run(scenario())

@@ -23,9 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -115,7 +117,24 @@ async def worker(server: FleetServer, name: str, counter: list[int]) -> None:
         await c.close()
 
 
-async def cycles_per_second(server: FleetServer, jobs: int, clients: int, profile: Path | None = None) -> float:
+def server_cpu_seconds(server: FleetServer) -> float:
+    """User + system CPU of the server and its worker processes so far."""
+    proc = psutil.Process(server.process.pid)
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+@dataclass
+class Rate:
+    cycles_per_second: float
+    server_ms_per_cycle: float  # CPU of the server processes
+    client_ms_per_cycle: float  # CPU of this process, the load generator
+
+
+async def cycles_per_second(server: FleetServer, jobs: int, clients: int, profile: Path | None = None) -> Rate:
     await submit_many(server, jobs)
     counter = [0]
     spy = None
@@ -138,14 +157,15 @@ async def cycles_per_second(server: FleetServer, jobs: int, clients: int, profil
             stderr=subprocess.DEVNULL,
         )
         await asyncio.sleep(1.0)  # py-spy attaches
-    start = time.perf_counter()
+    start, server_cpu, client_cpu = time.perf_counter(), server_cpu_seconds(server), time.process_time()
     await asyncio.gather(*(worker(server, f"bench-{i}", counter) for i in range(clients)))
     elapsed = time.perf_counter() - start
+    server_cpu, client_cpu = server_cpu_seconds(server) - server_cpu, time.process_time() - client_cpu
     if spy is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
         spy.wait(timeout=60)
     assert counter[0] == jobs, counter
-    return jobs / elapsed
+    return Rate(jobs / elapsed, server_cpu / jobs * 1000, client_cpu / jobs * 1000)
 
 
 # Layers of the server's time, by the first matching frame of a sample (innermost first).
@@ -222,7 +242,10 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{'backend':<11} {'workers':>7} {'clients':>7} {'cycles/s':>9}")
+    print(
+        f"{'backend':<11} {'workers':>7} {'clients':>7} {'cycles/s':>9} {'server CPU ms/cycle':>20} "
+        f"{'client CPU ms/cycle':>20}"
+    )
     pickups = {}
     profiles: dict[str, list[tuple[str, float]]] = {}
     cluster = None
@@ -241,7 +264,11 @@ def main() -> None:
                 rate = asyncio.run(cycles_per_second(server, args.jobs, clients, profile))
                 if profile is not None:
                     profiles[backend] = profile_summary(profile)
-                print(f"{backend:<11} {workers:>7} {clients:>7} {rate:>9.0f}", flush=True)
+                print(
+                    f"{backend:<11} {workers:>7} {clients:>7} {rate.cycles_per_second:>9.0f} "
+                    f"{rate.server_ms_per_cycle:>20.3f} {rate.client_ms_per_cycle:>20.3f}",
+                    flush=True,
+                )
                 if clients == 1:
                     pickups[backend] = asyncio.run(pickup_latency(server, args.samples))
             finally:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, Select, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, Select, TextClause, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.pool import NullPool
@@ -199,19 +199,31 @@ def announce_ready(conn: Any, queues: Iterable[str], at: datetime | None = None)
     on PostgreSQL a NOTIFY also reaches the other server processes on the database, which is delivered at
     commit too. SQLite has a single server process.
     """
-    counts = Counter(queues)
-    if not counts:
+    notes = ready_announcements(queues, at)
+    if not notes:
         return
-    pending = conn.info.setdefault(READY_KEY, [])
+    conn.info.setdefault(READY_KEY, []).extend(notes)
+    for note in notes:
+        notify = notify_statement(conn.dialect, note)
+        if notify is not None:
+            conn.execute(*notify)
+
+
+def ready_announcements(queues: Iterable[str], at: datetime | None = None) -> list[ReadyAnnouncement]:
+    """One announcement per queue, counting the jobs named for it (see announce_ready)."""
+    counts = Counter(queues)
     origin = process_origin()
-    postgres = conn.dialect.name == "postgresql"
-    for queue in sorted(counts):
-        note = ReadyAnnouncement(queue, counts[queue], at, origin)
-        pending.append(note)
-        if postgres:
-            conn.execute(
-                text("SELECT pg_notify(:channel, :payload)"), {"channel": QUEUE_CHANNEL, "payload": _payload(note)}
-            )
+    return [ReadyAnnouncement(queue, counts[queue], at, origin) for queue in sorted(counts)]
+
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+def notify_statement(dialect: Dialect, note: ReadyAnnouncement) -> tuple[TextClause, dict[str, str]] | None:
+    """The statement that tells the other server processes of an announcement; None on SQLite (one process)."""
+    if dialect.name != "postgresql":
+        return None
+    return _NOTIFY, {"channel": QUEUE_CHANNEL, "payload": _payload(note)}
 
 
 def _payload(note: ReadyAnnouncement) -> str:

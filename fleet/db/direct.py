@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -36,6 +37,7 @@ class _Compiled:
     order: Sequence[str] | None  # positional paramstyles (SQLite's qmark); None for named ones (psycopg)
     binds: Mapping[str, Callable[[Any], Any]]
     results: tuple[Callable[[Any], Any] | None, ...]
+    make_row: Callable[[Iterable[Any]], tuple[Any, ...]]  # a named tuple's: rows read like SQLAlchemy's Row
 
 
 class DirectStatements:
@@ -63,16 +65,16 @@ class DirectStatements:
         if hit is not None and hit[0] is stmt:
             return hit[1]
         compiled = cast(SQLCompiler, stmt.compile(dialect=self._dialect))
-        results = tuple(
-            entry.type._cached_result_processor(self._dialect, None)
-            for entry in compiled._result_columns or ()  # the column types of RETURNING
-        )
+        columns = compiled._result_columns or ()  # the columns of RETURNING
+        results = tuple(entry.type._cached_result_processor(self._dialect, None) for entry in columns)
+        record = namedtuple("Record", [entry.keyname for entry in columns])  # type: ignore[misc]  # names known at run time
         out = _Compiled(
             sql=compiled.string,
             construct=compiled.construct_params,
             order=compiled.positiontup,
             binds=_scalar_processors(compiled._bind_processors),  # the same processors SQLAlchemy applies
             results=results,
+            make_row=record._make if columns else tuple,  # text() statements declare no columns
         )
         # Keyed by identity and holding the statement, so a freed statement's id cannot be mistaken for it.
         self._compiled[id(stmt)] = (stmt, out)
@@ -93,7 +95,7 @@ class DirectStatements:
         return conn
 
     def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
-        """Run one statement in autocommit; its rows (result processors applied) and its rowcount."""
+        """Run one statement in autocommit; its rows (named tuples, result processors applied) and rowcount."""
         c = self._compile(stmt)
         values = c.construct(params)
         for name, process in c.binds.items():
@@ -122,8 +124,8 @@ class DirectStatements:
                 c.sql, args, exc, self._dbapi_error, connection_invalidated=lost, dialect=self._dialect
             ) from exc
         if not any(c.results):
-            return [tuple(r) for r in raw], rowcount
-        rows = [tuple(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]
+            return [c.make_row(r) for r in raw], rowcount
+        rows = [c.make_row(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]
         return rows, rowcount
 
     def _drop(self) -> None:

@@ -23,6 +23,8 @@ from fleet.db.dialect import (
     direct_engine,
     is_sqlite,
     make_engine,
+    notify_statement,
+    ready_announcements,
     single_statement_engines,
 )
 from fleet.db.direct import DirectStatements
@@ -102,11 +104,21 @@ class Database:
             yield conn
         self._announce(pending)
 
-    def run_one(self, stmt: ClauseElement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """A write that is exactly one statement and announces nothing, run on a DBAPI connection directly
-        (fleet.db.direct): the executor protocol's hot statements. Its rows (RETURNING) as tuples."""
+    def run_one(self, stmt: ClauseElement, params: dict[str, Any], ready: list[str] | None = None) -> list[Any]:
+        """A write that is exactly one statement, run on a DBAPI connection directly (fleet.db.direct): the
+        hot statements of the protocol and of submissions. Its rows (RETURNING) as named tuples.
+
+        ready: queues in which the statement made a job ready, announced once it committed. On PostgreSQL
+        their NOTIFY is a statement of its own right after it (a process that dies in between leaves the job
+        to the other processes' shared re-check)."""
         with self._write_lock:
             rows, _ = self._direct.execute(stmt, params)
+            notes = ready_announcements(ready) if ready else []
+            for note in notes:
+                notify = notify_statement(self.engine.dialect, note)
+                if notify is not None:
+                    self._direct.execute(*notify)
+        self._announce(notes)
         return rows
 
     @staticmethod

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
+    Insert,
     Row,
     String,
     Update,
     bindparam,
+    false,
     func,
     literal_column,
     or_,
@@ -41,6 +43,30 @@ class Claim:
     spec: dict[str, Any]
 
 
+def _submit_statement() -> Insert:
+    """INSERT ... SELECT of one queued job, only if its repository (when it names one) is registered."""
+    repo = bindparam("s_repo", type_=String)
+    now = bindparam("s_now", type_=UTCDateTime)
+    registered = select(repositories.c.name).where(repositories.c.name == repo).exists()
+    values = select(
+        bindparam("s_queue", type_=String),
+        literal_column(f"'{JobState.QUEUED.value}'"),
+        bindparam("s_spec", type_=jobs.c.spec.type),
+        repo,
+        now,
+        now,
+        literal_column("0"),
+        literal_column("0"),
+        literal_column("0"),
+        false(),
+    ).where(or_(repo.is_(None), registered))
+    columns = ["queue", "state", "spec", "repository_name", "created_at", "queued_at"]
+    columns += ["attempt", "num_resets", "num_failures", "cancel_requested"]
+    return jobs.insert().from_select(columns, values).returning(*jobs.c)
+
+
+_SUBMIT = _submit_statement()
+
 # Hot-path statements are built once: building and cache-keying a statement costs more than running it.
 # Claim statements are cached per list of queues; executors use a handful of lists, so this bound is generous.
 MAX_CACHED_CLAIMS = 256
@@ -57,10 +83,18 @@ class JobStore:
         self._spare_tokens: list[tuple[str, str]] = []
 
     def submit(self, submission: JobSubmission) -> Row[Any]:
+        """Queue a job; its row (a Row, or the named tuple of fleet.db.direct: the same attributes)."""
         now = self.db.clock()
+        repo = submission.repositoryName or None
+        if self.queues.known([submission.queue]):
+            # The queue is known to exist (queues are never deleted), so one statement does it, the repository
+            # check included; a job for an unregistered repository inserts nothing and is refused below.
+            params = {"s_queue": submission.queue, "s_spec": submission.spec(), "s_repo": repo, "s_now": now}
+            rows = self.db.run_one(_SUBMIT, params, ready=[submission.queue])
+            if rows:
+                return cast(Row[Any], rows[0])
         with self.db.write() as conn:
-            self.queues.policy(conn, submission.queue)
-            repo = submission.repositoryName or None
+            self.queues.require_cached(conn, [submission.queue])
             if repo and not conn.execute(select(repositories.c.name).where(repositories.c.name == repo)).first():
                 raise InvalidInput(
                     f"repositoryName {repo!r} is not registered with the server; "

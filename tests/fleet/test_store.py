@@ -57,9 +57,14 @@ def test_unknown_queue(store: Store) -> None:
 
 def test_unregistered_repository_refused(store: Store) -> None:
     with pytest.raises(InvalidInput, match="fleet repos add"):
+        submit(store, repositoryName="github.com/x/y", commit="a" * 40)  # the queue not yet seen: a transaction
+    first = submit(store)
+    with pytest.raises(InvalidInput, match="fleet repos add"):  # the queue seen: the one-statement submission
         submit(store, repositoryName="github.com/x/y", commit="a" * 40)
     store.repos.add("github.com/x/y", "/srv/y")
-    assert submit(store, repositoryName="github.com/x/y", commit="a" * 40) > 0
+    job_id = submit(store, repositoryName="github.com/x/y", commit="a" * 40)
+    assert job_id == first + 1  # nothing was inserted for the refused ones
+    assert store.jobs.get(job_id).repository_name == "github.com/x/y"
 
 
 def test_writes_only_from_owner(store: Store) -> None:

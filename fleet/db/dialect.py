@@ -7,8 +7,8 @@
 - single statements: on PostgreSQL they run on a second pool whose connections stay in autocommit (one round trip
   instead of BEGIN, statement, COMMIT, and no per-checkout isolation switching); SQLite still wraps writes in
   BEGIN IMMEDIATE, which costs nothing on the wire.
-- hot single statements (fleet.db.direct) run on DBAPI connections of their own, in autocommit: SQLite's by
-  its connect hook, psycopg's by setting autocommit.
+- hot single statements (fleet.db.direct) run on DBAPI connections in autocommit: on SQLite one per thread,
+  on PostgreSQL from the single-statement pool.
 - wake-ups: every process wakes its own long-polling dequeues in memory; PostgreSQL also announces ready jobs
   with NOTIFY so the other server processes on the database wake theirs.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,21 +148,15 @@ def single_statement_engines(engine: Engine, threads: int) -> tuple[Engine, Engi
     return engine, engine.execution_options(**{WRITE_OPTION: True})
 
 
-def direct_engine(engine: Engine) -> tuple[Engine, Callable[[Any], None]]:
-    """An engine without a pool for fleet.db.direct (each thread keeps its connection), and how to put one of
-    its DBAPI connections in autocommit: SQLite's connect hook already does (isolation_level None), psycopg's
-    connections get autocommit set."""
+def direct_engine(engine: Engine, single_statements: Engine) -> tuple[Engine, bool]:
+    """The engine fleet.db.direct runs on, and whether each thread keeps its own connection of it.
+
+    SQLite: an engine without a pool whose connect hook leaves connections in autocommit (isolation_level
+    None); each thread keeps one. PostgreSQL: the single-statement pool, whose connections never leave
+    autocommit; a statement checks one out and returns it, so no session is opened beyond that pool."""
     if is_sqlite(engine):
-        return _sqlite_engine(engine.url.render_as_string(hide_password=False), poolclass=NullPool), _nothing
-    return create_engine(engine.url, poolclass=NullPool), _psycopg_autocommit
-
-
-def _nothing(_conn: Any) -> None:
-    pass
-
-
-def _psycopg_autocommit(conn: Any) -> None:
-    conn.autocommit = True
+        return _sqlite_engine(engine.url.render_as_string(hide_password=False), poolclass=NullPool), True
+    return single_statements, False
 
 
 # PostgreSQL channel on which jobs becoming ready are announced to every server process.

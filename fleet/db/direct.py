@@ -4,7 +4,7 @@ The executor protocol's claim, log entry and finish are each one statement, and 
 execution context (events, compiled-cache lookup, parameter and result objects, BEGIN and COMMIT) cost three
 times what the database did (docs/control-plane.md, "Performance notes"). Here such a statement is compiled once
 per dialect, its parameters go through the same bind processors SQLAlchemy would apply, and it runs in
-autocommit on a connection this thread keeps: a single statement is atomic on its own on both databases.
+autocommit: a single statement is atomic on its own on both databases.
 
 Statements are still written with SQLAlchemy Core, in the store module that owns them; this module only runs
 them. DBAPI errors come out as SQLAlchemy's exception classes (so a database outage is still a 503), and a
@@ -41,14 +41,18 @@ class _Compiled:
 
 
 class DirectStatements:
-    """Runs single statements for one engine; each calling thread keeps one autocommit connection."""
+    """Runs single statements for one engine, on connections in autocommit.
 
-    def __init__(self, engine: Engine, configure: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
-        """engine: one without a pool (fleet.db.dialect.direct_engine), whose connections live in the threads'
-        hands; configure: puts a new DBAPI connection in autocommit; on_lost: called when a connection is found
-        lost (the database restarted: the store's pools are renewed too, as SQLAlchemy does for its own)."""
+    per_thread: each calling thread keeps one connection of its own (SQLite: the engine has no pool, and its
+    connect hook leaves connections in autocommit); otherwise each statement checks a connection out of the
+    engine's pool and returns it (PostgreSQL: the store's single-statement pool, already in autocommit, so the
+    protocol opens no sessions beyond it). on_lost: called when a connection is found lost (the database
+    restarted): the store renews its pools, as SQLAlchemy does for its own.
+    """
+
+    def __init__(self, engine: Engine, per_thread: bool, on_lost: Callable[[], None]) -> None:
         self._engine = engine
-        self._configure = configure
+        self._per_thread = per_thread
         self._on_lost = on_lost
         # Bumped when a connection is found lost: every thread's connection of an older generation is renewed,
         # so one restart costs one failed call, not one per thread.
@@ -80,19 +84,35 @@ class DirectStatements:
         self._compiled[id(stmt)] = (stmt, out)
         return out
 
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.generation != self._generation:
-            self._drop()
-            conn = None
-        if conn is None:
+    def _checkout(self) -> Any:
+        """A pooled connection (a SQLAlchemy connection fairy: .driver_connection is the DBAPI one)."""
+        if not self._per_thread:
+            return self._engine.raw_connection()
+        fairy = getattr(self._local, "fairy", None)
+        if fairy is not None and self._local.generation != self._generation:
+            self._forget(fairy)
+            fairy = None
+        if fairy is None:
             fairy = self._engine.raw_connection()
-            conn = fairy.driver_connection
-            self._configure(conn)
-            self._local.fairy, self._local.conn, self._local.generation = fairy, conn, self._generation
+            self._local.fairy, self._local.generation = fairy, self._generation
             with self._opened_lock:
                 self._opened.append(fairy)
-        return conn
+        return fairy
+
+    def _checkin(self, fairy: Any) -> None:
+        if not self._per_thread:
+            fairy.close()  # back to the pool
+
+    def _forget(self, fairy: Any) -> None:
+        """Close a thread's connection for good (lost, or of an older generation)."""
+        if self._per_thread:
+            self._local.fairy = None
+            with self._opened_lock:
+                if fairy in self._opened:
+                    self._opened.remove(fairy)
+        # A broken connection may refuse even this; it is dropped anyway.
+        with contextlib.suppress(Exception):
+            fairy.invalidate()
 
     def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
         """Run one statement in autocommit; its rows (named tuples, result processors applied) and rowcount."""
@@ -104,7 +124,8 @@ class DirectStatements:
         args: Any = tuple(values[name] for name in c.order) if c.order is not None else values
         for listener in STATEMENT_LISTENERS:
             listener(c.sql)
-        conn = self._connection()
+        fairy = self._checkout()
+        conn = fairy.driver_connection
         try:
             cursor = conn.cursor()
             try:
@@ -118,26 +139,18 @@ class DirectStatements:
             lost = self._dialect.is_disconnect(cast(Any, exc), conn, None)
             if lost:
                 self._generation += 1
-                self._drop()
+                self._forget(fairy)
                 self._on_lost()
+            else:
+                self._checkin(fairy)
             raise DBAPIError.instance(
                 c.sql, args, exc, self._dbapi_error, connection_invalidated=lost, dialect=self._dialect
             ) from exc
+        self._checkin(fairy)
         if not any(c.results):
             return [c.make_row(r) for r in raw], rowcount
         rows = [c.make_row(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]
         return rows, rowcount
-
-    def _drop(self) -> None:
-        fairy = getattr(self._local, "fairy", None)
-        self._local.fairy = self._local.conn = None
-        if fairy is not None:
-            with self._opened_lock:
-                if fairy in self._opened:
-                    self._opened.remove(fairy)
-            # A broken connection may refuse even this; it is dropped anyway.
-            with contextlib.suppress(Exception):
-                fairy.invalidate()
 
     def dispose(self) -> None:
         with self._opened_lock:

@@ -63,7 +63,9 @@ class Database:
         self.config = config or StoreConfig()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._read_one_engine, self._write_one_engine = single_statement_engines(engine, STORE_THREADS)
-        self._direct = DirectStatements(*direct_engine(engine), on_lost=self._read_one_engine.dispose)
+        self._direct = DirectStatements(
+            *direct_engine(engine, self._write_one_engine), on_lost=self._read_one_engine.dispose
+        )
         # Called after a commit for each announce_ready() made in it: the server's notifier wakes waiters.
         self.ready_listeners: list[Callable[[ReadyAnnouncement], None]] = []
         # SQLite allows one writer at a time and makes the others sleep-and-retry in its busy handler (sleeps of

@@ -61,49 +61,57 @@ def test_statement_listeners_see_each_direct_statement(store: Store) -> None:
     assert [s.split()[0] for s in seen] == ["UPDATE", "INSERT", "UPDATE"], seen
 
 
-def test_each_thread_keeps_one_connection_and_close_ends_them(pg_cluster: Any, clock: FakeClock) -> None:
-    """Counted as PostgreSQL backends: three threads claiming twice each open three sessions, which end with the
-    store."""
+def test_postgresql_sessions_stay_flat_under_claims_and_end_with_the_store(pg_cluster: Any, clock: FakeClock) -> None:
+    """Direct statements on PostgreSQL borrow the single-statement pool: after a first burst of claims from 8
+    threads, a second burst opens no session (pg_stat_database.sessions counts every session ever opened), and
+    closing the store ends them all."""
     import psycopg
 
     url = pg_cluster.create_database()
     database = url.rsplit("/", 1)[1]
 
-    def sessions() -> int:
+    def sessions() -> tuple[int, int]:
+        """(open now, ever opened) on this database."""
         with psycopg.connect(pg_cluster.admin_dsn, autocommit=True) as admin:
             row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
-                (database,),
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = "
+                "'client backend'), (SELECT sessions FROM pg_stat_database WHERE datname = %s)",
+                (database, database),
             ).fetchone()
-            return int(row[0]) if row else 0
+        assert row is not None
+        return int(row[0]), int(row[1] or 0)
 
     store = Store.open(url, clock)
-    try:
-        store.queues.ensure(["batches"])
-        for _ in range(7):
-            submit(store)
-        assert store.jobs.claim(["batches"], "warm-up") is not None  # the queue is known from now on
-        before = sessions()
-        go = threading.Barrier(3)
-        claimed: list[int] = []
+    claimed: list[int] = []
+
+    def burst() -> None:
+        go = threading.Barrier(8)
 
         def claimer() -> None:
             go.wait()
-            for _ in range(2):
+            for _ in range(5):
                 claim = store.jobs.claim(["batches"], f"exec-{threading.get_ident()}")
                 assert claim is not None
                 claimed.append(claim.id)
 
-        threads = [threading.Thread(target=claimer) for _ in range(3)]
+        threads = [threading.Thread(target=claimer) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert len(set(claimed)) == 6  # every job handed out once
-        assert sessions() == before + 3
+
+    try:
+        store.queues.ensure(["batches"])
+        for _ in range(80):
+            submit(store)
+        burst()
+        _, opened = sessions()
+        burst()
+        assert sessions()[1] == opened  # no session opened by the second burst
+        assert len(set(claimed)) == 80  # every job handed out once
     finally:
         store.close()
-    assert sessions() == 0
+    assert sessions()[0] == 0
 
 
 def _entry() -> dict[str, Any]:

@@ -110,17 +110,18 @@ class Database:
         """A write that is exactly one statement, run on a DBAPI connection directly (fleet.db.direct): the
         hot statements of the protocol and of submissions. Its rows (RETURNING) as named tuples.
 
-        ready: queues in which the statement made a job ready, announced once it committed. On PostgreSQL
-        their NOTIFY is a statement of its own right after it (a process that dies in between leaves the job
-        to the other processes' shared re-check)."""
+        ready: queues in which the statement made a job ready, announced once it committed: first to this
+        process's waiters, then (PostgreSQL) to the other processes with a NOTIFY, a statement of its own, so a
+        local waiter does not wait for that round trip. A process that dies in between leaves the job to the
+        other processes' shared re-check."""
         with self._write_lock:
             rows, _ = self._direct.execute(stmt, params)
-            notes = ready_announcements(ready) if ready else []
-            for note in notes:
-                notify = notify_statement(self.engine.dialect, note)
-                if notify is not None:
-                    self._direct.execute(*notify)
+        notes = ready_announcements(ready) if ready else []
         self._announce(notes)
+        for note in notes:
+            notify = notify_statement(self.engine.dialect, note)
+            if notify is not None:
+                self._direct.execute(*notify)
         return rows
 
     @staticmethod

@@ -72,6 +72,11 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.drivername != "postgresql+psycopg":
             raise DatabaseURLError(f"driver {parsed.drivername!r} is not supported; use postgresql+psycopg://")
+        # UTF-8 whatever the database's encoding: on a SQL_ASCII one (initdb without a locale, as in a bare
+        # container) psycopg would return bytes for text and the first query would fail. The URL carries it, so
+        # the single-statement pool and the LISTEN connection (both made from engine.url) get it too.
+        if "client_encoding" not in parsed.query:
+            parsed = parsed.update_query_dict({"client_encoding": "utf8"})
         return create_engine(parsed, pool_size=5, max_overflow=15, pool_pre_ping=True)
     raise DatabaseURLError(f"unsupported database {backend!r}; use sqlite:/// or postgresql+psycopg://")
 

@@ -1,6 +1,8 @@
 #!/bin/sh
 # PostgreSQL 15 for the compose file: a cluster in $PGDATA made on first start (user, password and database from
 # POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB), then the server in the foreground as user postgres.
+# The cluster is UTF8 (C.UTF-8): initdb's default in a container without a locale is SQL_ASCII, on which psycopg
+# returns bytes for text columns and fleet server fails at its first query.
 set -eu
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
 BIN=/usr/lib/postgresql/15/bin
@@ -15,7 +17,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     pwfile=$(mktemp)
     printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
     chown postgres "$pwfile"
-    as_postgres "$BIN/initdb" -D "$PGDATA" -U "$user" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    as_postgres "$BIN/initdb" -D "$PGDATA" -U "$user" --pwfile="$pwfile" --encoding=UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=scram-sha-256 >/dev/null
     rm -f "$pwfile"
     echo "host all all 0.0.0.0/0 scram-sha-256" >>"$PGDATA/pg_hba.conf"
     if [ "$db" != postgres ]; then

@@ -308,6 +308,30 @@ def test_postgresql_announces_ready_jobs(pg_cluster: Any, clock: FakeClock) -> N
         store.close()
 
 
+def test_postgresql_database_in_sql_ascii_works_in_utf8(pg_cluster: Any, clock: FakeClock) -> None:
+    """initdb without a locale (a bare container) makes SQL_ASCII databases, on which psycopg returns bytes for
+    text unless the connection asks for UTF-8: the server's first query failed there (dist's compose file)."""
+    import psycopg
+
+    from fleet.db.dialect import QUEUE_CHANNEL, listen_dsn
+
+    store = Store.open(pg_cluster.create_database(encoding="SQL_ASCII"), clock)
+    try:
+        with store.db.read() as conn:
+            assert conn.exec_driver_sql("SHOW server_encoding").scalar() == "SQL_ASCII"
+        store.queues.ensure(["batches"])
+        job_id = submit(store, dockerSteps=[{"image": "alpine", "commands": ["echo héllo ✓"]}])
+        assert store.jobs.get(job_id).spec["dockerSteps"][0]["commands"] == ["echo héllo ✓"]
+        dsn = listen_dsn(store.db.engine)
+        assert dsn is not None
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute(f"LISTEN {QUEUE_CHANNEL}")
+            submit(store)
+            assert [n.payload.split(" ")[0] for n in listener.notifies(timeout=60, stop_after=1)] == ["batches"]
+    finally:
+        store.close()
+
+
 def test_sqlite_has_nothing_to_listen_to(tmp_path: Any, clock: FakeClock) -> None:
     from fleet.db.dialect import listen_dsn
 

@@ -1,11 +1,15 @@
-"""Session fixtures of the image tests: our own Docker Engine, the Debian image made with debootstrap, and one
-container per image in which the provisioning script has run (twice, to check that a rerun changes nothing).
+"""Session fixtures of the image tests: our own Docker Engine, the Debian image made with debootstrap, one
+container per image in which the provisioning script has run (twice, to check that a rerun changes nothing), and
+`make dist`'s artefacts (built once per session: minutes on a cold pip/pex cache; while working on the tests only,
+EXECUTOR_FLEET_DIST_DIR=<a dist/ made by `make dist`> skips the build).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +21,9 @@ from tests.images.rootfs import downloaded_debs, ensure_rootfs_tarball
 from tests.images.wheelhouse import dependency_wheelhouse, project_wheel
 from tests.support.docker_engine import DockerEngine, start_docker_engine
 
-IMAGES = Path(__file__).resolve().parents[2] / "images"
+PROJECT = Path(__file__).resolve().parents[2]
+IMAGES = PROJECT / "images"
+VERSION = "0.1.0"
 DEBIAN_IMAGE = "executor-fleet-test/debian:bookworm"
 
 # Everything the provisioning scripts manage: a listing of path, mode, size, mtime and checksum of these files
@@ -69,6 +75,25 @@ class Container:
 
 
 @dataclass
+class Dist:
+    path: Path
+    seconds: float
+    output: str
+
+
+def import_dist_images(engine: DockerEngine, dist: Dist) -> None:
+    """The images of dist/images/import.sh, imported into the engine as a user would (DOCKER_HOST)."""
+    done = subprocess.run(
+        ["sh", str(dist.path / "images" / "import.sh")],
+        env={"DOCKER_HOST": engine.host, "PATH": "/usr/local/bin:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@dataclass
 class ProvisionRun:
     container: Container
     first_output: str
@@ -84,6 +109,28 @@ def engine() -> Iterator[DockerEngine]:
     engine = start_docker_engine()
     yield engine
     engine.stop()
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
+    prebuilt = os.environ.get("EXECUTOR_FLEET_DIST_DIR")
+    if prebuilt:
+        return Dist(Path(prebuilt), 0.0, (Path(prebuilt) / "build.log").read_text())
+    out = tmp_path_factory.mktemp("dist")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(PROJECT / "scripts" / "dist.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, f"scripts/dist.py failed:\n{done.stdout}\n{done.stderr}"
+    print(f"\nmake dist: {seconds:.0f} s")
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            print(f"  {path.relative_to(out)}: {path.stat().st_size / 1e6:.1f} MB")
+    return Dist(out, seconds, done.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -2,77 +2,34 @@
 on the private Docker Engine: the one-file executor downloaded and checked against its SHA256SUM, the executor
 image run as draft 002 shows, the DEB installed with dpkg, the /opt tarball of seed 004.
 
-The artefacts are built once per session (scripts/dist.py, minutes on a cold pip/pex cache). While working on the
-tests only, EXECUTOR_FLEET_DIST_DIR=<a dist/ made by `make dist`> skips the build.
+The artefacts are built once per session by the `dist` fixture of conftest.py (EXECUTOR_FLEET_DIST_DIR skips it).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shlex
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.executor_agent.helpers import b64, logs, submit, wait_state
-from tests.images.conftest import Container, docker
+from tests.images.conftest import PROJECT, VERSION, Container, Dist, docker, import_dist_images
 from tests.support.docker_engine import DockerEngine
 from tests.support.fleet_server import FleetServer, start_fleet_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
-PROJECT = Path(__file__).resolve().parents[2]
-VERSION = "0.1.0"
-
-
-@dataclass
-class Dist:
-    path: Path
-    seconds: float
-    output: str
-
-
-@pytest.fixture(scope="session")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
-    prebuilt = os.environ.get("EXECUTOR_FLEET_DIST_DIR")
-    if prebuilt:
-        return Dist(Path(prebuilt), 0.0, (Path(prebuilt) / "build.log").read_text())
-    out = tmp_path_factory.mktemp("dist")
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, str(PROJECT / "scripts" / "dist.py"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    seconds = time.monotonic() - started
-    assert done.returncode == 0, f"scripts/dist.py failed:\n{done.stdout}\n{done.stderr}"
-    print(f"\nmake dist: {seconds:.0f} s")
-    for path in sorted(out.rglob("*")):
-        if path.is_file():
-            print(f"  {path.relative_to(out)}: {path.stat().st_size / 1e6:.1f} MB")
-    return Dist(out, seconds, done.stdout)
-
 
 @pytest.fixture(scope="session")
 def imported(engine: DockerEngine, dist: Dist) -> str:
     """The images of dist/images/import.sh, imported into the test engine."""
-    done = subprocess.run(
-        ["sh", str(dist.path / "images" / "import.sh")],
-        env={"DOCKER_HOST": engine.host, "PATH": "/usr/local/bin:/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    import_dist_images(engine, dist)
     return f"executor-fleet/executor:{VERSION}"
 
 

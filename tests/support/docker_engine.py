@@ -2,6 +2,8 @@
 
 No registry is reachable, so the image is made with `docker import` from a busybox-static root filesystem.
 The daemon runs without a bridge and without touching iptables, so several can run beside a developer's own.
+Given a network namespace of the test's own (tests/support/netns.py), it runs in it with a bridge and iptables
+(NAT, published ports, user-defined networks): both are then the namespace's, not the host's.
 
     engine = start_docker_engine(Path(tempfile.mkdtemp()))
     os.environ["DOCKER_HOST"] = engine.host
@@ -24,8 +26,13 @@ from pathlib import Path
 
 import docker
 
+from tests.support.netns import NetNamespace
+
 INSTALL_HINT = "apt-get install -y docker.io busybox-static (or `make test`, which installs them)"
 IMAGE = "busybox:latest"
+# Only ever inside a namespace of the test's own, whose only other interface is `lo`: nothing there to clash with.
+NETNS_BRIDGE_IP = "10.213.0.1/24"
+NETNS_ADDRESS_POOL = "base=10.213.128.0/17,size=24"
 
 
 @dataclass
@@ -67,7 +74,17 @@ class DockerEngine:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        unmount_below(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def unmount_below(root: Path) -> None:
+    """Unmount what dockerd left under its root: it bind-mounts the network namespace of `--network host`
+    containers at exec/netns/default and does not unmount it when it stops."""
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for point in reversed(points):  # the innermost first
+        if point.startswith(f"{root}/"):
+            subprocess.run(["umount", "-l", point], capture_output=True, timeout=60)
 
 
 def busybox_rootfs_tar() -> bytes:
@@ -103,7 +120,26 @@ def import_busybox(client: docker.DockerClient, image: str = IMAGE) -> None:
     )
 
 
-def start_docker_engine(workdir: Path | None = None, timeout: float = 60) -> DockerEngine:
+def _network_flags(netns: NetNamespace | None) -> list[str]:
+    if netns is None:
+        return ["--bridge", "none", "--iptables=false", "--ip-forward=false"]
+    # dockerd calls `iptables` from PATH (Debian: iptables-nft); check it works in the namespace before it does.
+    if shutil.which("iptables") is None:
+        raise RuntimeError("iptables not found; apt-get install -y iptables")
+    listed = netns.run("iptables", "-t", "nat", "-L", "-n")
+    if listed.returncode != 0:
+        raise RuntimeError(
+            f"iptables does not work in network namespace {netns.name}: {listed.stderr.strip()} (on a kernel without"
+            " nf_tables: update-alternatives --set iptables /usr/sbin/iptables-legacy)"
+        )
+    return ["--bip", NETNS_BRIDGE_IP, "--default-address-pool", NETNS_ADDRESS_POOL]
+
+
+def start_docker_engine(
+    workdir: Path | None = None, timeout: float = 60, netns: NetNamespace | None = None, busybox: bool = True
+) -> DockerEngine:
+    """dockerd on a socket under workdir; in netns (entered with nsenter: `ip netns exec` would hide the cgroup
+    mounts dockerd needs behind a fresh /sys) with a bridge and iptables, else without either."""
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         raise RuntimeError(f"dockerd not found; {INSTALL_HINT}")
@@ -120,10 +156,10 @@ def start_docker_engine(workdir: Path | None = None, timeout: float = 60) -> Doc
         "--data-root", str(root / "data"),
         "--exec-root", str(root / "exec"),
         "--pidfile", str(root / "docker.pid"),
-        "--bridge", "none",
-        "--iptables=false",
-        "--ip-forward=false",
+        *_network_flags(netns),
     ]  # fmt: skip
+    if netns is not None:
+        argv = netns.enter_argv(*argv)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     engine = DockerEngine(f"unix://{sock}", root, proc, log_path)
@@ -134,7 +170,8 @@ def start_docker_engine(workdir: Path | None = None, timeout: float = 60) -> Doc
         client = engine.client()
         try:
             client.ping()
-            import_busybox(client)
+            if busybox:
+                import_busybox(client)
             return engine
         except Exception:
             if time.monotonic() > deadline:

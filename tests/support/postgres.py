@@ -56,10 +56,12 @@ class PostgresCluster:
     def admin_dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
 
-    def create_database(self) -> str:
+    def create_database(self, encoding: str | None = None) -> str:
+        """A new database (the cluster's UTF8, or e.g. SQL_ASCII: what initdb makes where no locale is set)."""
         name = f"t_{uuid.uuid4().hex[:12]}"
+        options = f" ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" if encoding else ""
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{options}')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 # Called with each statement's SQL before it runs: statement counters in tests and benchmarks (the engines'
 # before_cursor_execute events do not see these statements).
 STATEMENT_LISTENERS: list[Callable[[str], None]] = []
+MAX_COMPILED = 1024
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ class DirectStatements:
             results=results,
             make_row=record._make if columns else tuple,  # text() statements declare no columns
         )
-        # Keyed by identity and holding the statement, so a freed statement's id cannot be mistaken for it.
+        # Keyed by identity and holding the statement, so a freed statement's id cannot be mistaken for it. The
+        # store builds its statements once (claims once per list of queues, within a bound), so this stays small;
+        # the bound only stops a caller that builds statements per call from growing it without end.
+        if len(self._compiled) >= MAX_COMPILED:
+            self._compiled.clear()
         self._compiled[id(stmt)] = (stmt, out)
         return out
 
@@ -126,6 +131,7 @@ class DirectStatements:
             listener(c.sql)
         fairy = self._checkout()
         conn = fairy.driver_connection
+        lost = False
         try:
             cursor = conn.cursor()
             try:
@@ -141,12 +147,12 @@ class DirectStatements:
                 self._generation += 1
                 self._forget(fairy)
                 self._on_lost()
-            else:
-                self._checkin(fairy)
             raise DBAPIError.instance(
                 c.sql, args, exc, self._dbapi_error, connection_invalidated=lost, dialect=self._dialect
             ) from exc
-        self._checkin(fairy)
+        finally:
+            if not lost:
+                self._checkin(fairy)  # whatever else went wrong, a pooled connection goes back
         if not any(c.results):
             return [c.make_row(r) for r in raw], rowcount
         rows = [c.make_row(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]

@@ -2,7 +2,8 @@
 
 These are plain Starlette routes, not FastAPI ones: every executor calls them several times per job, and FastAPI's
 dependency solving and response validation cost more than the store work behind them. Bodies are still validated
-by the pydantic models of fleet.schemas, and errors keep the shape of the rest of the API. The paths and header
+by the pydantic models of fleet.schemas, and errors keep the shape of the rest of the API. Calls reach them through
+fleet/api/executor_entry.py, ahead of the application's middleware stack and router. The paths and header
 names come from executor_agent.protocol.wire, which the agent builds its requests from too.
 
 A job token is checked by the write itself (the store's statement matches the token's hash), so a write costs one

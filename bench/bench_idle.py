@@ -122,19 +122,7 @@ def statements(path: Path) -> int:
 
 def pg_sessions(cluster: PostgresCluster | None, url: str) -> tuple[int, int] | None:
     """(sessions open now, sessions ever opened) on the server's database."""
-    if cluster is None:
-        return None
-    import psycopg
-
-    db = url.rsplit("/", 1)[1]
-    with psycopg.connect(cluster.admin_dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = %s), "
-            "(SELECT sessions FROM pg_stat_database WHERE datname = %s)",
-            (db, db),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1] or 0)
+    return cluster.sessions(url) if cluster is not None else None
 
 
 async def submit(c: RawHTTP, api_token: str) -> None:

@@ -47,9 +47,7 @@ class ExecutorEntry:
             status = response.status_code
             await response(scope, receive, send)
         finally:
-            method = scope["method"]
-            self.metrics.latency.labels(method, route.path).observe(time.perf_counter() - start)
-            self.metrics.count.labels(method, route.path, str(status)).inc()
+            self.metrics.record(scope["method"], route.path, status, time.perf_counter() - start)
 
     def _route(self, scope: Scope) -> Route | None:
         path: str = scope["path"]

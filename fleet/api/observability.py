@@ -96,6 +96,10 @@ class RequestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.latency.labels(method, route).observe(seconds)
+        self.count.labels(method, route, str(status)).inc()
+
 
 class RequestMetricsMiddleware:
     """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): counts and times requests by route template."""
@@ -120,8 +124,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
-            self.metrics.count.labels(scope["method"], path, str(status[0])).inc()
+            self.metrics.record(scope["method"], path, status[0], time.perf_counter() - start)
 
 
 def build_registry() -> tuple[CollectorRegistry, RequestMetrics]:

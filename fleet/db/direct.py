@@ -119,8 +119,8 @@ class DirectStatements:
         with contextlib.suppress(Exception):
             fairy.invalidate()
 
-    def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
-        """Run one statement in autocommit; its rows (named tuples, result processors applied) and rowcount."""
+    def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one statement in autocommit; its rows (named tuples, result processors applied)."""
         c = self._compile(stmt)
         values = c.construct(params)
         for name, process in c.binds.items():
@@ -137,7 +137,6 @@ class DirectStatements:
             try:
                 cursor.execute(c.sql, args)
                 raw = cursor.fetchall() if cursor.description is not None else []
-                rowcount = cursor.rowcount
             finally:
                 cursor.close()
         except self._dbapi_error as exc:
@@ -154,9 +153,8 @@ class DirectStatements:
             if not lost:
                 self._checkin(fairy)  # whatever else went wrong, a pooled connection goes back
         if not any(c.results):
-            return [c.make_row(r) for r in raw], rowcount
-        rows = [c.make_row(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]
-        return rows, rowcount
+            return [c.make_row(r) for r in raw]
+        return [c.make_row(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]
 
     def dispose(self) -> None:
         with self._opened_lock:

@@ -115,7 +115,7 @@ class Database:
         local waiter does not wait for that round trip. A process that dies in between leaves the job to the
         other processes' shared re-check."""
         with self._write_lock:
-            rows, _ = self._direct.execute(stmt, params)
+            rows = self._direct.execute(stmt, params)
         notes = ready_announcements(ready) if ready else []
         self._announce(notes)
         for note in notes:

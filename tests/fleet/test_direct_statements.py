@@ -66,21 +66,11 @@ def test_postgresql_sessions_stay_flat_under_claims_and_end_with_the_store(pg_cl
     """Direct statements on PostgreSQL borrow the single-statement pool: after a first burst of claims from 8
     threads, a second burst opens no session (pg_stat_database.sessions counts every session ever opened), and
     closing the store ends them all."""
-    import psycopg
-
     url = pg_cluster.create_database()
-    database = url.rsplit("/", 1)[1]
 
     def sessions() -> tuple[int, int]:
         """(open now, ever opened) on this database."""
-        with psycopg.connect(pg_cluster.admin_dsn, autocommit=True) as admin:
-            row = admin.execute(
-                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = "
-                "'client backend'), (SELECT sessions FROM pg_stat_database WHERE datname = %s)",
-                (database, database),
-            ).fetchone()
-        assert row is not None
-        return int(row[0]), int(row[1] or 0)
+        return pg_cluster.sessions(url)  # type: ignore[no-any-return]
 
     store = Store.open(url, clock)
     claimed: list[int] = []

@@ -97,11 +97,13 @@ class Stack:
     def http(self, method: str, url: str, token: str | None = None, body: object = None) -> tuple[int, str]:
         """An HTTP request from inside the namespace; (0, curl's error) when nothing answers."""
         argv = ["curl", "-sS", "-m", "30", "-X", method, "-o", "-", "-w", "\n%{http_code}", url]
-        if token is not None:
-            argv += ["-H", f"Authorization: Bearer {token}"]
+        # The token goes in on stdin (`-H @-`), never on a command line other processes can read.
+        headers = f"Authorization: Bearer {token}\n" if token is not None else None
+        if headers is not None:
+            argv += ["-H", "@-"]
         if body is not None:
             argv += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
-        done = self.ns.run(*argv, timeout=60)
+        done = self.ns.run(*argv, timeout=60, stdin=headers)
         if done.returncode != 0:
             return 0, done.stderr.strip()
         text, _, code = done.stdout.rpartition("\n")

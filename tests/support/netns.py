@@ -34,8 +34,8 @@ class NetNamespace:
         """`nsenter --net=...`: only the network namespace changes; mounts, /sys and cgroups stay the host's."""
         return ["nsenter", f"--net={self.path}", *argv]
 
-    def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*argv), capture_output=True, text=True, timeout=timeout)
+    def run(self, *argv: str, timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*argv), input=stdin, capture_output=True, text=True, timeout=timeout)
 
     def delete(self) -> None:
         if self.path.exists():

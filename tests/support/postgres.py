@@ -64,6 +64,18 @@ class PostgresCluster:
             conn.execute(f'CREATE DATABASE "{name}"{options}')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
+    def sessions(self, url: str) -> tuple[int, int]:
+        """(client sessions open now, sessions ever opened) on the database of a create_database() URL."""
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = "
+                "'client backend'), (SELECT sessions FROM pg_stat_database WHERE datname = %s)",
+                (name, name),
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1] or 0)
+
     def stop(self) -> None:
         subprocess.run(
             [*self.prefix, find_binary("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"],

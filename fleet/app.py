@@ -112,6 +112,21 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class FleetApp(FastAPI):
+    """The application; its own entry hands executor protocol calls to fleet/api/executor_entry.py first."""
+
+    protocol: ExecutorEntry | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        protocol = self.protocol
+        route = protocol.route(scope) if protocol is not None and scope["type"] == "http" else None
+        if protocol is None or route is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # what Starlette sets: request.app, and the exception handlers
+        await protocol.serve(route, scope, receive, send)
+
+
 def create_app(
     settings: ServerSettings, clock: Clock = utcnow, store: Store | None = None, announce_ready: bool = False
 ) -> FastAPI:
@@ -153,16 +168,16 @@ def create_app(
             if owned:
                 app.state.store.close()
 
-    app = FastAPI(title="executor-fleet", version=__version__, lifespan=lifespan)
+    app = FleetApp(title="executor-fleet", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.notifier = QueueNotifier(settings.long_poll_recheck_seconds)
 
     app.state.metrics_registry, request_metrics = observability.build_registry()
     app.add_middleware(observability.RequestMetricsMiddleware, metrics=request_metrics)
     app.add_middleware(BodyLimit)
-    # Outermost of ours: protocol calls skip the two above and the router (fleet/api/executor_entry.py).
+    # Protocol calls skip FastAPI's and Starlette's layers, the two above and the router (FleetApp.__call__).
     protocol_routes = [r for r in executor_routes.routes if isinstance(r, Route)]
-    app.add_middleware(ExecutorEntry, routes=protocol_routes, metrics=request_metrics, body_limit=MAX_BODY_BYTES)
+    app.protocol = ExecutorEntry(protocol_routes, request_metrics, MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -96,9 +96,20 @@ class RequestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+        # The labelled children, looked up once: labels() costs more than the observation itself. Keys are route
+        # templates, methods and statuses, so these stay as small as the series they name.
+        self._timers: dict[tuple[str, str], Any] = {}
+        self._counters: dict[tuple[str, str, int], Any] = {}
+
     def record(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.latency.labels(method, route).observe(seconds)
-        self.count.labels(method, route, str(status)).inc()
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = self._timers[method, route] = self.latency.labels(method, route)
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[method, route, status] = self.count.labels(method, route, str(status))
+        timer.observe(seconds)
+        counter.inc()
 
 
 class RequestMetricsMiddleware:

@@ -12,6 +12,10 @@ import typer
 from fleet.cli.errors import EXIT_CONFIG, fail, settings_error_line
 from fleet.cli.helptext import examples
 
+# uvicorn's httptools protocol sending each reply in one write (fleet/api/http_protocol.py); a string, so that
+# `--workers N` processes import it themselves and this command's start-up does not.
+HTTP_PROTOCOL = "fleet.api.http_protocol:HttpProtocol"
+
 # `fleet server`, a single command: fleet.cli.main merges it into `fleet`.
 app = typer.Typer()
 
@@ -107,6 +111,7 @@ def server(
             log_level=log_level.lower(),
             access_log=log_level.lower() == "debug",
             timeout_graceful_shutdown=5,
+            http=HTTP_PROTOCOL,
         )
         return
     config = uvicorn.Config(
@@ -114,6 +119,7 @@ def server(
         log_level=log_level.lower(),
         access_log=log_level.lower() == "debug",
         timeout_graceful_shutdown=5,
+        http=HTTP_PROTOCOL,
     )
     _serve(config, listener, settings.resolved_external_url)
     store.close()

@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -31,12 +31,26 @@ STATEMENT_LISTENERS: list[Callable[[str], None]] = []
 MAX_COMPILED = 1024
 
 
+_REQUIRED = object()  # a bind value the caller must give
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One bind value of a compiled statement: the caller's value under `key` (through `process`), or else the
+    statement's own, processed once at compile time; as SQLCompiler.construct_params and the bind processors
+    would make it."""
+
+    name: str  # in the SQL
+    key: str  # in the caller's parameters
+    process: Callable[[Any], Any] | None
+    default: Any  # _REQUIRED, or the value written into the statement
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    construct: Callable[..., Any]  # SQLCompiler.construct_params: the statement's bind values by name
-    order: Sequence[str] | None  # positional paramstyles (SQLite's qmark); None for named ones (psycopg)
-    binds: Mapping[str, Callable[[Any], Any]]
+    slots: tuple[_Slot, ...]  # in the SQL's order for positional paramstyles (SQLite's qmark)
+    positional: bool  # False for named paramstyles (psycopg's pyformat)
     results: tuple[Callable[[Any], Any] | None, ...]
     make_row: Callable[[Iterable[Any]], tuple[Any, ...]]  # a named tuple's: rows read like SQLAlchemy's Row
 
@@ -75,9 +89,8 @@ class DirectStatements:
         record = namedtuple("Record", [entry.keyname for entry in columns])  # type: ignore[misc]  # names known at run time
         out = _Compiled(
             sql=compiled.string,
-            construct=compiled.construct_params,
-            order=compiled.positiontup,
-            binds=_scalar_processors(compiled._bind_processors),  # the same processors SQLAlchemy applies
+            slots=_slots(compiled),
+            positional=compiled.positiontup is not None,
             results=results,
             make_row=record._make if columns else tuple,  # text() statements declare no columns
         )
@@ -89,20 +102,24 @@ class DirectStatements:
         self._compiled[id(stmt)] = (stmt, out)
         return out
 
-    def _checkout(self) -> Any:
-        """A pooled connection (a SQLAlchemy connection fairy: .driver_connection is the DBAPI one)."""
+    def _checkout(self) -> tuple[Any, Any]:
+        """A pooled connection (a SQLAlchemy connection fairy) and its DBAPI connection."""
+        fairy: Any
         if not self._per_thread:
-            return self._engine.raw_connection()
-        fairy = getattr(self._local, "fairy", None)
-        if fairy is not None and self._local.generation != self._generation:
+            fairy = self._engine.raw_connection()
+            return fairy, fairy.driver_connection
+        local = self._local
+        fairy = getattr(local, "fairy", None)
+        if fairy is not None and local.generation != self._generation:
             self._forget(fairy)
             fairy = None
         if fairy is None:
             fairy = self._engine.raw_connection()
-            self._local.fairy, self._local.generation = fairy, self._generation
+            # The DBAPI connection is kept beside it: the fairy's property costs as much as a short statement.
+            local.fairy, local.conn, local.generation = fairy, fairy.driver_connection, self._generation
             with self._opened_lock:
                 self._opened.append(fairy)
-        return fairy
+        return fairy, local.conn
 
     def _checkin(self, fairy: Any) -> None:
         if not self._per_thread:
@@ -122,15 +139,11 @@ class DirectStatements:
     def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run one statement in autocommit; its rows (named tuples, result processors applied)."""
         c = self._compile(stmt)
-        values = c.construct(params)
-        for name, process in c.binds.items():
-            if name in values:
-                values[name] = process(values[name])
-        args: Any = tuple(values[name] for name in c.order) if c.order is not None else values
+        values = [_value(slot, params) for slot in c.slots]
+        args: Any = tuple(values) if c.positional else {slot.name: v for slot, v in zip(c.slots, values, strict=True)}
         for listener in STATEMENT_LISTENERS:
             listener(c.sql)
-        fairy = self._checkout()
-        conn = fairy.driver_connection
+        fairy, conn = self._checkout()
         lost = False
         try:
             cursor = conn.cursor()
@@ -166,7 +179,33 @@ class DirectStatements:
         self._engine.dispose()
 
 
-def _scalar_processors(processors: Mapping[str, Any]) -> dict[str, Callable[[Any], Any]]:
-    if not all(callable(p) for p in processors.values()):  # a processor per element: a tuple-valued parameter
-        raise ValueError("fleet.db.direct runs statements with scalar parameters only; use a store connection")
-    return dict(processors)
+def _slots(compiled: SQLCompiler) -> tuple[_Slot, ...]:
+    """The statement's bind values, resolved once (see _Slot)."""
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    processors = compiled._bind_processors  # the same processors SQLAlchemy applies
+    slots = []
+    for name in compiled.positiontup if compiled.positiontup is not None else by_name:
+        bind = by_name[name]
+        process = processors.get(name)
+        if (
+            bind.expanding
+            or bind.literal_execute
+            or bind.callable is not None
+            or not (process is None or callable(process))
+        ):
+            raise ValueError(
+                "fleet.db.direct runs statements with plain scalar parameters only; use a store connection"
+            )
+        value = bind.effective_value
+        default = _REQUIRED if bind.required else (process(value) if process else value)
+        slots.append(_Slot(name, bind.key, process, default))
+    return tuple(slots)
+
+
+def _value(slot: _Slot, params: Mapping[str, Any]) -> Any:
+    if slot.key in params:
+        value = params[slot.key]
+        return slot.process(value) if slot.process is not None else value
+    if slot.default is _REQUIRED:
+        raise InvalidRequestError(f"A value is required for bind parameter {slot.key!r}")  # as SQLAlchemy says
+    return slot.default

@@ -38,6 +38,48 @@ def test_rows_come_back_with_the_column_types(store: Store) -> None:
     assert store.db.run_one(stmt, {"t_id": job_id + 1000, "t_when": when}) == []
 
 
+def test_bind_values_are_what_sqlalchemy_would_bind(store: Store) -> None:
+    """The values resolved at compile time (fleet.db.direct._slots) against SQLAlchemy's own construct_params and
+    bind processors, for the store's hot statements with the store's parameters: the same values in the same
+    order, literals of the statement included; a missing parameter is refused as SQLAlchemy refuses it."""
+    from sqlalchemy.exc import InvalidRequestError
+    from sqlalchemy.sql.compiler import SQLCompiler
+
+    from fleet.db import direct
+    from fleet.store import logs, transitions
+
+    when = datetime(2026, 12, 3, 10, 30, 15, 123456, tzinfo=UTC)
+    writer = {"w_job_id": 7, "w_queue": "batches", "w_executor": "exec-a", "w_token_hash": "ab" * 32}
+    entry = {f"v_{k}": v for k, v in (("key", "k"), ("command", ["true"]), ("start_time", when))}
+    entry |= {"v_exit_code": 0, "v_out": "ok", "v_duration_ms": 3}
+    finish = {**writer, "f_state": "completed", "f_message": None, "f_now": when}
+    claim = {"c_now": when, "c_executor": "exec-a", "c_token_hash": "cd" * 32}
+    cases = [
+        (transitions._FINISH[True], finish),
+        (logs._ADD[True], {**writer, **entry}),
+        (store.jobs._claim_statement(("batches",)), claim),
+    ]
+    dialect = store.db.engine.dialect
+    for stmt, params in cases:
+        compiled = stmt.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        expected = compiled.construct_params(params)
+        for name, process in compiled._bind_processors.items():
+            expected[name] = process(expected[name])
+        slots = direct._slots(compiled)
+        got = {slot.name: direct._value(slot, params) for slot in slots}
+        assert _comparable(got) == _comparable(expected)
+        if compiled.positiontup is not None:
+            assert [slot.name for slot in slots] == list(compiled.positiontup)
+        with pytest.raises(InvalidRequestError):
+            direct._value(next(s for s in slots if s.default is direct._REQUIRED), {})
+
+
+def _comparable(values: dict[str, Any]) -> dict[str, Any]:
+    # psycopg's Json wrapper has no equality of its own: compare what it wraps.
+    return {k: (type(v), v.obj) if hasattr(v, "obj") else v for k, v in values.items()}
+
+
 def test_errors_are_sqlalchemy_errors_and_the_connection_stays_usable(store: Store) -> None:
     row = {"name": "batches", "max_retries": 1, "retry_delay_seconds": 1.0, "created_at": datetime.now(UTC)}
     with pytest.raises(IntegrityError):  # the queue exists: a duplicate primary key

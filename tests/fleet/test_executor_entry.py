@@ -35,7 +35,7 @@ class RouterSpy:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, RouterSpy]]:
+async def running(tmp_path: Path, raise_errors: bool = True) -> AsyncIterator[tuple[httpx.AsyncClient, RouterSpy]]:
     settings = ServerSettings(
         database_url=f"sqlite:///{tmp_path}/fleet.db", executors_access_token=SECRET, api_token=API
     )  # type: ignore[call-arg]
@@ -43,7 +43,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Rout
     spy = RouterSpy(app.router)
     app.router = spy  # type: ignore[assignment]  # the middleware stack is built on the first request
     async with app.router.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_errors)
         async with httpx.AsyncClient(transport=transport, base_url="http://fleet", timeout=30) as client:
             yield client, spy
 
@@ -130,5 +130,29 @@ def test_what_the_entry_does_not_take_reaches_the_full_stack(tmp_path: Path) -> 
             )
             assert too_big.status_code == 413
             assert spy.paths == ["/.executors/queue/batches/dequeue", "/.executors/queue/batches/noSuchAction"]
+
+    asyncio.run(scenario())
+
+
+def test_an_unhandled_error_answers_the_same_plain_500_and_is_counted(tmp_path: Path) -> None:
+    """No exception handler takes it: the entry answers as Starlette's server-error middleware does for the full
+    stack, and the error still goes on to the server (which logs it)."""
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("the store broke in a way nothing handles")
+
+    async def scenario() -> None:
+        async with running(tmp_path, raise_errors=False) as (client, spy):
+            store = client._transport.app.state.store  # type: ignore[attr-defined]  # the ASGITransport's app
+            store.jobs.claim = broken
+            body = b'{"executorName": "e"}'
+            path = "/.executors/queue/batches/dequeue"
+            fast = await client.post(path, content=body, headers=EXECUTOR)
+            full = await client.post(path, content=chunked(body), headers=EXECUTOR)
+            assert spy.paths == [path]  # only the chunked one took the full stack
+            assert (fast.status_code, fast.text) == (full.status_code, full.text) == (500, "Internal Server Error")
+            metrics = (await client.get("/metrics")).text
+        counted = 'fleet_http_requests_total{method="POST",route="/.executors/queue/{queue}/dequeue",status="500"}'
+        assert f"{counted} 2.0" in metrics
 
     asyncio.run(scenario())

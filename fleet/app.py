@@ -166,7 +166,7 @@ def create_app(
                 await run_in_threadpool(listener.stop)
             await maintenance.stop()
             if owned:
-                app.state.store.close()
+                await app.state.store.aclose()
 
     app = FleetApp(title="executor-fleet", version=__version__, lifespan=lifespan)
     app.state.settings = settings

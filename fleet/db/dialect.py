@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -164,6 +164,34 @@ def direct_engine(engine: Engine, single_statements: Engine) -> tuple[Engine, bo
     return single_statements, False
 
 
+# Connections of the event loop's single-statement pool (fleet/db/on_loop.py), as many as the store threads: each
+# hot statement holds one for a round trip. No overflow: past these, a call waits on the loop for one, since
+# overflow connections are opened and closed call by call (a backend each) when demand stays above the pool.
+LOOP_POOL_SIZE = 16
+
+
+def loop_engine_factory(single_statements: Engine) -> Callable[[], Engine] | None:
+    """Makes the engine fleet.db.direct runs on inside store calls on an event loop (fleet/db/on_loop.py):
+    PostgreSQL's single-statement connections again, through the async psycopg driver (an asyncio connection
+    belongs to one loop, so one engine per loop). None on SQLite, whose store calls run inline."""
+    if is_sqlite(single_statements):
+        return None
+    url = single_statements.url.set(drivername="postgresql+psycopg_async")
+
+    def make() -> Engine:
+        from sqlalchemy.ext.asyncio import create_async_engine  # only servers on PostgreSQL load asyncio's parts
+
+        return create_async_engine(
+            url,
+            pool_size=LOOP_POOL_SIZE,
+            max_overflow=0,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,
+        ).sync_engine
+
+    return make
+
+
 # PostgreSQL channel on which jobs becoming ready are announced to every server process.
 QUEUE_CHANNEL = "fleet_queue_ready"
 # Where announcements wait on a connection until its transaction commits (see Database.write).
@@ -296,7 +324,7 @@ def runs_inline(engine: Engine) -> bool:
     """Whether the HTTP layer may call the store on the event loop instead of a worker thread.
 
     SQLite statements are local and take well under a millisecond, while a hop to a worker thread costs about
-    as much again; the process-wide writer lock keeps waits short. PostgreSQL calls cross the network, so they
-    always go to a worker thread.
+    as much again; the process-wide writer lock keeps waits short. PostgreSQL calls cross the network: they
+    await the async driver on the loop where they can, else go to a worker thread (fleet/db/on_loop.py).
     """
     return is_sqlite(engine)

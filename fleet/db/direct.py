@@ -13,6 +13,7 @@ connection the dialect sees as lost is dropped: the next call opens a new one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections import namedtuple
@@ -24,6 +25,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from fleet.db.on_loop import on_loop
 
 # Called with each statement's SQL before it runs: statement counters in tests and benchmarks (the engines'
 # before_cursor_execute events do not see these statements).
@@ -62,13 +65,24 @@ class DirectStatements:
     connect hook leaves connections in autocommit); otherwise each statement checks a connection out of the
     engine's pool and returns it (PostgreSQL: the store's single-statement pool, already in autocommit, so the
     protocol opens no sessions beyond it). on_lost: called when a connection is found lost (the database
-    restarted): the store renews its pools, as SQLAlchemy does for its own.
+    restarted): the store renews its pools, as SQLAlchemy does for its own. loop_engine: makes the engine of
+    statements run inside store calls on an event loop (fleet/db/on_loop.py; PostgreSQL only).
     """
 
-    def __init__(self, engine: Engine, per_thread: bool, on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        per_thread: bool,
+        on_lost: Callable[[], None],
+        loop_engine: Callable[[], Engine] | None = None,
+    ) -> None:
         self._engine = engine
         self._per_thread = per_thread
         self._on_lost = on_lost
+        # Inside a store call on the event loop (fleet/db/on_loop.py) statements run on this engine's pool,
+        # whose connections await the async driver; one engine per loop, since such connections belong to one.
+        self._make_loop_engine = loop_engine
+        self._loop_engine: tuple[asyncio.AbstractEventLoop, int, Engine] | None = None  # loop, generation
         # Bumped when a connection is found lost: every thread's connection of an older generation is renewed,
         # so one restart costs one failed call, not one per thread.
         self._generation = 0
@@ -102,9 +116,27 @@ class DirectStatements:
         self._compiled[id(stmt)] = (stmt, out)
         return out
 
+    def _on_loop_engine(self) -> Engine | None:
+        """The engine of this event loop's statements, when called inside a store call on the loop."""
+        if self._make_loop_engine is None or not on_loop():
+            return None
+        loop = asyncio.get_running_loop()
+        current = self._loop_engine
+        if current is None or current[0] is not loop or current[1] != self._generation:
+            if current is not None:
+                # Another loop's connections cannot be closed from this one, and lost ones need no closing:
+                # dropped, they close when collected.
+                current[2].dispose(close=False)
+            current = self._loop_engine = (loop, self._generation, self._make_loop_engine())
+        return current[2]
+
     def _checkout(self) -> tuple[Any, Any]:
         """A pooled connection (a SQLAlchemy connection fairy) and its DBAPI connection."""
         fairy: Any
+        loop_engine = self._on_loop_engine()
+        if loop_engine is not None:
+            fairy = loop_engine.raw_connection()
+            return fairy, fairy.dbapi_connection  # SQLAlchemy's adapter: its calls await the driver
         if not self._per_thread:
             fairy = self._engine.raw_connection()
             return fairy, fairy.driver_connection
@@ -169,7 +201,16 @@ class DirectStatements:
             return [c.make_row(r) for r in raw]
         return [c.make_row(p(v) if p else v for p, v in zip(c.results, r, strict=True)) for r in raw]
 
+    def dispose_on_loop(self) -> None:
+        """Close this loop's connections (run inside a store call on the loop, where closing them can await)."""
+        if self._loop_engine is not None:
+            loop_engine, self._loop_engine = self._loop_engine[2], None
+            loop_engine.dispose()
+
     def dispose(self) -> None:
+        if self._loop_engine is not None:
+            self._loop_engine[2].dispose(close=False)  # outside the loop they cannot be closed: dropped
+            self._loop_engine = None
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for fairy in opened:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from fleet.db import on_loop
 from fleet.db.dialect import runs_inline
 from fleet.store.database import STORE_THREADS, Clock, Database, StoreConfig, utcnow
 from fleet.store.executors import ExecutorStore
@@ -45,11 +46,24 @@ class Store:
         return cls(db)
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a store function from async code: inline on SQLite, in a worker thread on PostgreSQL."""
+        """Run a store function from async code: inline on SQLite. On PostgreSQL on the event loop while it runs
+        only direct statements (the protocol's hot path), else in a worker thread (fleet/db/on_loop.py)."""
         if self._inline:
             return fn(*args, **kwargs)
+        if self.db.runs_on_loop:
+            try:
+                return await on_loop.run(fn, *args, **kwargs)
+            except on_loop.NeedsThread:
+                pass  # it changed nothing: run it again where it may block
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, functools.partial(fn, *args, **kwargs))
+
+    async def aclose(self) -> None:
+        """close(), from the event loop the store served: its loop connections are closed, not dropped."""
+        if self.db.runs_on_loop:
+            await on_loop.drain()
+            await on_loop.run(self.db.dispose_on_loop)
+        self.close()
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)

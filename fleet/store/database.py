@@ -15,13 +15,14 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 
-from fleet.db import migrate
+from fleet.db import migrate, on_loop
 from fleet.db.dialect import (
     READY_KEY,
     WRITE_OPTION,
     ReadyAnnouncement,
     direct_engine,
     is_sqlite,
+    loop_engine_factory,
     make_engine,
     notify_statement,
     ready_announcements,
@@ -64,8 +65,12 @@ class Database:
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._read_one_engine, self._write_one_engine = single_statement_engines(engine, STORE_THREADS)
         self._direct = DirectStatements(
-            *direct_engine(engine, self._write_one_engine), on_lost=self._read_one_engine.dispose
+            *direct_engine(engine, self._write_one_engine),
+            on_lost=self._read_one_engine.dispose,
+            loop_engine=loop_engine_factory(self._write_one_engine),
         )
+        # Whether store calls try the event loop first (fleet/db/on_loop.py); SQLite's run inline anyway.
+        self.runs_on_loop = not is_sqlite(engine)
         # Called after a commit for each announce_ready() made in it: the server's notifier wakes waiters.
         self.ready_listeners: list[Callable[[ReadyAnnouncement], None]] = []
         # SQLite allows one writer at a time and makes the others sleep-and-retry in its busy handler (sleeps of
@@ -83,12 +88,14 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        on_loop.blocking_connection()
         with self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One transaction that commits on success; every state change happens inside exactly one of these."""
+        on_loop.blocking_connection()
         with self._write_lock, self._write_engine.begin() as conn, self._announcements(conn) as pending:
             yield conn
         self._announce(pending)
@@ -96,12 +103,14 @@ class Database:
     @contextmanager
     def read_one(self) -> Iterator[Connection]:
         """A read that is exactly one statement, and so consistent without a transaction."""
+        on_loop.blocking_connection()
         with self._read_one_engine.connect() as conn:
             yield conn
 
     @contextmanager
     def write_one(self) -> Iterator[Connection]:
         """A write that is exactly one statement (reads of cached data aside): atomic without a transaction."""
+        on_loop.blocking_connection()
         with self._write_lock, self._write_one_engine.begin() as conn, self._announcements(conn) as pending:
             yield conn
         self._announce(pending)
@@ -112,15 +121,21 @@ class Database:
 
         ready: queues in which the statement made a job ready, announced once it committed: first to this
         process's waiters, then (PostgreSQL) to the other processes with a NOTIFY, a statement of its own, so a
-        local waiter does not wait for that round trip. A process that dies in between leaves the job to the
-        other processes' shared re-check."""
+        local waiter does not wait for that round trip. On the event loop the NOTIFY runs after this call, and
+        one that fails is only logged: the job is queued either way. A process that dies in between, or a lost
+        NOTIFY, leaves the job to the other processes' shared re-check. Every such statement has RETURNING: no
+        rows, nothing changed (and nothing announced), which fleet/db/on_loop.py relies on to move a call to a
+        thread."""
         with self._write_lock:
             rows = self._direct.execute(stmt, params)
+        if not rows:
+            return rows
+        on_loop.wrote()
         notes = ready_announcements(ready) if ready else []
         self._announce(notes)
         for note in notes:
             notify = notify_statement(self.engine.dialect, note)
-            if notify is not None:
+            if notify is not None and not on_loop.later(self._direct.execute, *notify):
                 self._direct.execute(*notify)
         return rows
 
@@ -147,6 +162,10 @@ class Database:
     def engines(self) -> list[Engine]:
         """Every engine the store runs statements on (for statement counters in tests and benchmarks)."""
         return list({id(e): e for e in (self.engine, self._read_one_engine)}.values())
+
+    def dispose_on_loop(self) -> None:
+        """Close the event loop's connections (inside a store call on the loop, at the server's shutdown)."""
+        self._direct.dispose_on_loop()
 
     def dispose(self) -> None:
         self._direct.dispose()

@@ -51,6 +51,7 @@ class QueueStore:
             for name in names:
                 if name not in existing:
                     conn.execute(queues.insert().values(**self._defaults(name)))
+        self._known.update(names)  # they exist now, so a first submission to them is one statement too
 
     def add(self, name: str, max_retries: int | None = None, retry_delay_seconds: float | None = None) -> QueuePolicy:
         values = self._defaults(name)

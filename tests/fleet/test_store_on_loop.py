@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from fleet.db import direct, on_loop
 from fleet.schemas import JobSubmission
@@ -218,5 +218,28 @@ def test_loop_calls_beyond_the_pool_wait_for_a_connection_and_open_no_sessions(
         assert pg_cluster.sessions(url)[1] == opened  # no session opened by the second burst
         assert len(set(first + second)) == len(first + second) == 2 * calls
         await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_call_cancelled_mid_statement_leaves_no_connection_behind(pg_store: Store) -> None:
+    """A call on the loop cancelled while its statement runs (as uvicorn cancels requests at a forced shutdown):
+    psycopg cancels the query in the server and reads the connection clear before the pool takes it back, so
+    the calls after it (on that same connection: one at a time, they reuse it) get their own answers."""
+    slow = text("SELECT pg_sleep(3), 'slow'")
+
+    def statement(sql: Any) -> Any:
+        return pg_store.db._direct.execute(sql, {})
+
+    async def scenario() -> None:
+        task = asyncio.create_task(pg_store.call(statement, slow))
+        await asyncio.sleep(0.5)  # sent, and waiting on the database
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for i in range(20):
+            rows = await pg_store.call(statement, text(f"SELECT {i}"))
+            assert [tuple(r) for r in rows] == [(i,)]
+        await pg_store.aclose()
 
     asyncio.run(scenario())

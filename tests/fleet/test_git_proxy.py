@@ -13,7 +13,9 @@ from tests.support.fleet_server import FleetServer
 
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd or "/tmp"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=check)
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert not check or done.returncode == 0, f"git {args[-2:]} exited {done.returncode}: {done.stderr}"
+    return done
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from starlette.types import Scope
 from executor_agent.protocol import wire
 from fleet.api import views
 from fleet.api.auth import authorize_job, check_executor_secret, check_not_owned, job_token
+from fleet.api.http_protocol import client_gone
 from fleet.api.notify import QueueNotifier, Signal
 from fleet.schemas import (
     AddLogEntryRequest,
@@ -128,7 +129,8 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
             if cause is None:
                 return Response(status_code=204)
             # A client that gave up must not be handed a job it will never run.
-            if await request.is_disconnected():
+            gone = client_gone(request.scope)
+            if gone or (gone is None and await request.is_disconnected()):
                 notifier.pass_on(cause)
                 return Response(status_code=204)
             notifier.repark(waiter)

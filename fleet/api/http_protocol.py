@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 WRITE_HOLD_BYTES = 64 * 1024
@@ -54,10 +55,28 @@ class _TurnWrites:
         return getattr(self._transport, name)
 
 
+CLOSING_KEY = "fleet.closing"  # in a request's scope: a call saying whether its connection is closing or lost
+
+
+def client_gone(scope: Scope) -> bool | None:
+    """Whether the client of this request has gone, without a turn of the event loop; None where the server
+    is not this module's (tests' in-process transports), whose callers ask Starlette's is_disconnected()."""
+    closing = scope.get(CLOSING_KEY)
+    return None if closing is None else bool(closing())
+
+
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol (what uvicorn picks by default here), writing through _TurnWrites."""
+    """uvicorn's httptools protocol (what uvicorn picks by default here), writing through _TurnWrites, and telling
+    a request whether its client has gone (client_gone) without the turn of the loop that Starlette's
+    is_disconnected() takes: a woken dequeue asks it before it claims, and that turn let the submission that
+    woke it reply first, adding the rest of the submission's work to the pickup latency."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
         super().connection_made(transport)
         # Flow control keeps the real transport (it pauses and resumes reading); replies write through this.
         self.transport = _TurnWrites(transport, self.loop)  # type: ignore[assignment]  # the same interface
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # The transport closes at once on EOF or a reset, before uvicorn's connection_lost runs.
+        self.scope[CLOSING_KEY] = self.transport.is_closing  # type: ignore[literal-required]  # a key of ours

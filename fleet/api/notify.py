@@ -87,7 +87,13 @@ class QueueNotifier:
         if loop is None or loop.is_closed():
             return
         names = list(queues)
-        if names:
+        if not names:
+            return
+        if asyncio._get_running_loop() is loop:
+            # On the loop itself (SQLite's inline store calls, PostgreSQL's on-loop ones): the waiters are handed
+            # their signals now, so a woken dequeue may claim before the caller's own reply is built.
+            self._ready(names, at)
+        else:
             loop.call_soon_threadsafe(self._ready, names, at)
 
     def announced(self, note: ReadyAnnouncement) -> None:

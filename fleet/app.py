@@ -124,7 +124,9 @@ class FleetApp(FastAPI):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # what Starlette sets: request.app, and the exception handlers
-        await protocol.serve(route, scope, receive, send)
+        handed_back = await protocol.serve(route, scope, receive, send)
+        if handed_back is not None:
+            await super().__call__(scope, handed_back.receive(receive), send)
 
 
 def create_app(
@@ -177,7 +179,7 @@ def create_app(
     app.add_middleware(BodyLimit)
     # Protocol calls skip FastAPI's and Starlette's layers, the two above and the router (FleetApp.__call__).
     protocol_routes = [r for r in executor_routes.routes if isinstance(r, Route)]
-    app.protocol = ExecutorEntry(protocol_routes, request_metrics, MAX_BODY_BYTES)
+    app.protocol = ExecutorEntry(protocol_routes, request_metrics, MAX_BODY_BYTES, exact=[jobs_routes.submit_entry])
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,28 +8,54 @@ store's statement (docs/control-plane.md, "Performance notes"). Here the applica
 runs it with the same exception handlers, answers an unhandled error with the same plain 500 and counts it in
 the same request metrics. Anything else (another path, a method the route does not take, a body without a
 Content-Length or over the limit) goes through the full stack unchanged, which answers it as before.
+
+A job submission (POST /api/v1/jobs, what a parked executor's pickup waits on) enters here too, by its whole
+path. Its route answers only a call it can answer as the full stack would (the API token right, a JSON body
+the submission model takes); anything else it hands back (FullStack) with the body it read, and the full stack
+answers that, its refusals and 422s included.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from fleet.api.observability import RequestMetrics
 
 PREFIX = "/.executors/"
 
 
+@dataclass(frozen=True)
+class FullStack:
+    """What an entry route returns for a call it leaves to the full stack, with the body it has read."""
+
+    body: bytes
+
+    def receive(self, receive: Receive) -> Receive:
+        """The request's receive, giving the body read here first."""
+        pending = [{"type": "http.request", "body": self.body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        return replay
+
+
 class ExecutorEntry:
-    def __init__(self, routes: Iterable[Route], metrics: RequestMetrics, body_limit: int) -> None:
+    def __init__(
+        self, routes: Iterable[Route], metrics: RequestMetrics, body_limit: int, exact: Iterable[Route] = ()
+    ) -> None:
         self.metrics = metrics
         self.body_limit = body_limit
+        # Routes outside the protocol taken by their whole path (the job submission); they may hand a call back.
+        self.exact = {route.path: route for route in exact}
         # Every protocol path ends in its action (dequeue, markComplete, ...): at most a single-queue and a
         # multi-queue route share one, so a call tries one or two patterns instead of all of them.
         self.by_action: dict[str, list[Route]] = {}
@@ -39,7 +65,11 @@ class ExecutorEntry:
     def route(self, scope: Scope) -> Route | None:
         """The protocol route that takes this request here, or None to leave it to the full stack."""
         path: str = scope["path"]
-        if not path.startswith(PREFIX) or not self._body_fits(scope):
+        if not path.startswith(PREFIX):
+            exact = self.exact.get(path)
+            fits = exact is not None and scope["method"] in (exact.methods or ()) and self._body_fits(scope)
+            return exact if fits else None
+        if not self._body_fits(scope):
             return None
         for route in self.by_action.get(path.rsplit("/", 1)[1], ()):
             match, child = route.matches(scope)
@@ -48,9 +78,12 @@ class ExecutorEntry:
                 return route
         return None
 
-    async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> FullStack | None:
+        """Answer the call; or, when its route hands it back, nothing is sent or counted and the caller has the
+        full stack answer it (FullStack.receive)."""
         start = time.perf_counter()
         status = 500
+        counted = True
         try:
             try:
                 response = await self._respond(route, scope, receive)
@@ -59,10 +92,15 @@ class ExecutorEntry:
                 # goes on to uvicorn, which logs its traceback.
                 await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
                 raise
+            if isinstance(response, FullStack):
+                counted = False  # the full stack counts it
+                return response
             status = response.status_code
             await response(scope, receive, send)
+            return None
         finally:
-            self.metrics.record(scope["method"], route.path, status, time.perf_counter() - start)
+            if counted:
+                self.metrics.record(scope["method"], route.path, status, time.perf_counter() - start)
 
     def _body_fits(self, scope: Scope) -> bool:
         if scope["method"] == "GET":
@@ -73,10 +111,11 @@ class ExecutorEntry:
         return False  # chunked: the full stack's BodyLimit counts it as it arrives
 
     @staticmethod
-    async def _respond(route: Route, scope: Scope, receive: Receive) -> Response:
+    async def _respond(route: Route, scope: Scope, receive: Receive) -> Response | FullStack:
         request = Request(scope, receive)
         try:
-            return await route.endpoint(request)
+            answer: Response | FullStack = await route.endpoint(request)
+            return answer
         except Exception as exc:
             handler = _handler_for(scope, exc)
             if handler is None:

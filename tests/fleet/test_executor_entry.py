@@ -103,15 +103,73 @@ def test_a_job_goes_through_the_entry_and_is_counted_by_route(tmp_path: Path) ->
                 headers=token,
             )
             assert done.status_code == 204, done.text
-            assert spy.paths == ["/api/v1/jobs"]
+            assert spy.paths == []  # the submission too: it enters by its whole path
             metrics = (await client.get("/metrics")).text
         route = 'method="POST",route="/.executors/queue/{queue}'
         for line in (
+            'fleet_http_requests_total{method="POST",route="/api/v1/jobs",status="201"} 1.0',
             f'fleet_http_requests_total{{{route}/dequeue",status="200"}} 1.0',
             f'fleet_http_requests_total{{{route}/markComplete",status="204"}} 1.0',
             f'fleet_http_request_duration_seconds_count{{{route}/dequeue"}} 1.0',
         ):
             assert line in metrics, line
+
+    asyncio.run(scenario())
+
+
+API_JSON = {"Authorization": f"Bearer {API}", "Content-Type": "application/json"}
+STEP_JSON = b'{"image": "busybox", "commands": ["true"]}'
+SUBMISSIONS: list[tuple[dict[str, str], bytes, bool]] = [
+    # (headers, body, whether the entry answers it itself rather than handing it to the full stack)
+    (API_JSON, b'{"queue": "batches", "dockerSteps": [{"image": "busybox", "commands": ["true"]}]}', True),
+    (API_JSON, b'{"queue": "nosuchqueue", "dockerSteps": [{"image": "busybox", "commands": ["true"]}]}', True),
+    (
+        API_JSON,
+        b'{"queue": "batches", "repositoryName": "nope", "commit": "'
+        + 40 * b"a"
+        + b'", "dockerSteps": ['
+        + STEP_JSON
+        + b"]}",
+        True,
+    ),
+    ({"Content-Type": "application/json"}, b'{"queue": "batches"}', False),  # no token
+    ({**API_JSON, "Authorization": "Bearer wrong"}, b'{"queue": "batches"}', False),
+    ({**API_JSON, "Authorization": "Bearer wrong"}, b'{"queue": ', False),  # FastAPI reads the body first
+    (API_JSON, b'{"queue": ', False),  # malformed JSON
+    (API_JSON, b'{"queue": "\xff"}', False),  # not UTF-8
+    (API_JSON, b'{"queue": "batches", "dockerSteps": "x"}', False),
+    (API_JSON, b'{"queue": "batches", "dockerSteps": [{"image": "b", "commands": []}], "extra": 1}', False),
+    (API_JSON, b"[]", False),
+    ({"Authorization": f"Bearer {API}"}, b'{"queue": "batches", "dockerSteps": []}', False),  # no content type
+    ({**API_JSON, "Content-Type": "text/plain"}, b'{"queue": "batches", "dockerSteps": []}', False),
+]
+VARYING = ("id", "createdAt", "queuedAt")  # two submissions of one body differ only in these
+
+
+@pytest.mark.parametrize(("headers", "body", "taken"), SUBMISSIONS)
+def test_a_submission_is_answered_as_the_full_stack_does(
+    tmp_path: Path, headers: dict[str, str], body: bytes, taken: bool
+) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as (client, spy):
+            fast = await client.post("/api/v1/jobs", content=body, headers=headers)
+            assert spy.paths == ([] if taken else ["/api/v1/jobs"])
+            full = await client.post("/api/v1/jobs", content=chunked(body), headers=headers)
+            assert spy.paths[-1:] == ["/api/v1/jobs"]
+            assert fast.status_code == full.status_code, (fast.text, full.text)
+            if fast.status_code == 201:
+                mine, theirs = fast.json(), full.json()
+                assert mine["id"] != theirs["id"]  # two jobs
+                assert {k: v for k, v in mine.items() if k not in VARYING} == {
+                    k: v for k, v in theirs.items() if k not in VARYING
+                }
+            else:
+                assert fast.content == full.content
+            for name in ("www-authenticate", "content-type"):
+                assert fast.headers.get(name) == full.headers.get(name), name
+            metrics = (await client.get("/metrics")).text
+            count = f'fleet_http_requests_total{{method="POST",route="/api/v1/jobs",status="{fast.status_code}"}} 2.0'
+            assert count in metrics  # each counted once, wherever it was answered
 
     asyncio.run(scenario())
 

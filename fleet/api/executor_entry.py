@@ -7,7 +7,9 @@ store's statement (docs/control-plane.md, "Performance notes"). Here the applica
 (fleet.app.FleetApp) hands a protocol call to this entry, which finds its route by the path's last segment,
 runs it with the same exception handlers, answers an unhandled error with the same plain 500 and counts it in
 the same request metrics. Anything else (another path, a method the route does not take, a body without a
-Content-Length or over the limit) goes through the full stack unchanged, which answers it as before.
+Content-Length or over the limit) goes through the full stack unchanged, which answers it as before. Under
+`fleet server` the HTTP protocol (fleet/api/http_protocol.py) finds this entry itself and serves the calls it
+takes without ASGI at all, through answer(): the same routes, handlers and metrics, the reply written at once.
 
 A job submission (POST /api/v1/jobs, what a parked executor's pickup waits on) enters here too, by its whole
 path. Its route answers only a call it can answer as the full stack would (the API token right, a JSON body
@@ -30,6 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 from fleet.api.observability import RequestMetrics
 
 PREFIX = "/.executors/"
+Reply = Callable[[Response], Awaitable[None]]  # sends a route's response
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,15 @@ class ExecutorEntry:
     async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> FullStack | None:
         """Answer the call; or, when its route hands it back, nothing is sent or counted and the caller has the
         full stack answer it (FullStack.receive)."""
+
+        async def reply(response: Response) -> None:
+            await response(scope, receive, send)
+
+        return await self.answer(route, scope, receive, reply)
+
+    async def answer(self, route: Route, scope: Scope, receive: Receive, reply: Reply) -> FullStack | None:
+        """serve(), with the response handed to `reply` to send: the server's HTTP protocol writes it to the
+        connection itself (fleet/api/http_protocol.py)."""
         start = time.perf_counter()
         status = 500
         counted = True
@@ -90,13 +102,13 @@ class ExecutorEntry:
             except Exception:
                 # As Starlette's server-error middleware does: a plain 500 (nothing was sent yet), and the error
                 # goes on to uvicorn, which logs its traceback.
-                await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+                await reply(PlainTextResponse("Internal Server Error", status_code=500))
                 raise
             if isinstance(response, FullStack):
                 counted = False  # the full stack counts it
                 return response
             status = response.status_code
-            await response(scope, receive, send)
+            await reply(response)
             return None
         finally:
             if counted:

@@ -29,7 +29,7 @@ from starlette.types import Scope
 from executor_agent.protocol import wire
 from fleet.api import views
 from fleet.api.auth import authorize_job, check_executor_secret, check_not_owned, job_token
-from fleet.api.http_protocol import client_gone
+from fleet.api.http_protocol import client_gone, request_body
 from fleet.api.notify import QueueNotifier, Signal
 from fleet.schemas import (
     AddLogEntryRequest,
@@ -65,7 +65,9 @@ def _store(request: Request) -> Store:
 
 
 async def _parse(request: Request, model: type[M]) -> M:
-    raw = await request.body()
+    raw = request_body(request.scope)
+    if raw is None:
+        raw = await request.body()
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

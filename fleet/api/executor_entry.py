@@ -32,6 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 from fleet.api.observability import RequestMetrics
 
 PREFIX = "/.executors/"
+MAX_MATCHED = 1024
 Reply = Callable[[Response], Awaitable[None]]  # sends a route's response
 
 
@@ -62,6 +63,8 @@ class ExecutorEntry:
         # Every protocol path ends in its action (dequeue, markComplete, ...): at most a single-queue and a
         # multi-queue route share one, so a call tries one or two patterns instead of all of them.
         self.by_action: dict[str, list[Route]] = {}
+        # What a (method, path) matched: the same few paths come again and again, and matching costs regexes.
+        self._matched: dict[tuple[str, str], tuple[Route | None, dict[str, Any]]] = {}
         for route in routes:
             self.by_action.setdefault(route.path.rsplit("/", 1)[1], []).append(route)
 
@@ -74,12 +77,25 @@ class ExecutorEntry:
             return exact if fits else None
         if not self._body_fits(scope):
             return None
-        for route in self.by_action.get(path.rsplit("/", 1)[1], ()):
+        key = (scope["method"], path)
+        found = self._matched.get(key)
+        if found is None:
+            found = self._match(scope)
+            if len(self._matched) >= MAX_MATCHED:
+                self._matched.clear()  # paths name queues, and a caller may send any: the cache stays bounded
+            self._matched[key] = found
+        route, child = found
+        if route is not None:
+            scope.update(child)  # path_params, and the route for anything that reads it
+            scope["path_params"] = dict(child["path_params"])  # the request's own
+        return route
+
+    def _match(self, scope: Scope) -> tuple[Route | None, dict[str, Any]]:
+        for route in self.by_action.get(scope["path"].rsplit("/", 1)[1], ()):
             match, child = route.matches(scope)
             if match is Match.FULL:
-                scope.update(child)  # path_params, and the route for anything that reads it
-                return route
-        return None
+                return route, dict(child)
+        return None, {}
 
     async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> FullStack | None:
         """Answer the call; or, when its route hands it back, nothing is sent or counted and the caller has the

@@ -137,7 +137,8 @@ class HttpProtocol(HttpToolsProtocol):
         if direct is None or route is None:
             super()._start_asgi_task(cycle, app)
             return
-        context = contextvars.Context() if self.config.reset_contextvars else None  # as uvicorn does
+        # As uvicorn does (its option is recent: absent, it is off).
+        context = contextvars.Context() if getattr(self.config, "reset_contextvars", False) else None
         task = self.loop.create_task(_serve_direct(direct[0], direct[1], route, cycle, app), context=context)
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
@@ -197,7 +198,6 @@ async def _write(cycle: RequestResponseCycle, response: Response, receive: Any) 
         await cycle.flow.drain()
     if cycle.disconnected:
         return
-    cycle.response_started = True
     if cycle.access_log:
         cycle.access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
@@ -219,6 +219,7 @@ async def _write(cycle: RequestResponseCycle, response: Response, receive: Any) 
     if not cycle.keep_alive and not says_close:
         content.append(b"connection: close\r\n")
     content.extend([b"\r\n", response.body])
+    cycle.response_started = True  # only now: a header refused above leaves room for the 500
     cycle.transport.write(b"".join(content))  # held to the turn's end with the other replies (_TurnWrites)
     cycle.response_complete = True
     cycle.message_event.set()

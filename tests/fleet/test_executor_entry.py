@@ -11,8 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from fleet.api import executor_entry, executor_routes
+from fleet.api.observability import build_registry
 from fleet.app import create_app
 from fleet.settings import ServerSettings
 
@@ -214,3 +217,30 @@ def test_an_unhandled_error_answers_the_same_plain_500_and_is_counted(tmp_path: 
         assert f"{counted} 2.0" in metrics
 
     asyncio.run(scenario())
+
+
+def test_route_matches_are_remembered_per_method_and_path_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = executor_entry.ExecutorEntry(
+        [r for r in executor_routes.routes if isinstance(r, Route)], build_registry()[1], 1024
+    )
+
+    def scope(path: str, method: str = "POST") -> dict[str, Any]:
+        return {"type": "http", "method": method, "path": path, "headers": [(b"content-length", b"2")]}
+
+    first, second = scope("/.executors/queue/batches/dequeue"), scope("/.executors/queue/batches/dequeue")
+    route = entry.route(first)
+    assert route is not None and route is entry.route(second)
+    assert first["path_params"] == second["path_params"] == {"queue": "batches"}
+    first["path_params"]["queue"] = "changed"  # each request has its own
+    assert second["path_params"] == {"queue": "batches"}
+    other = scope("/.executors/queue/other/dequeue")
+    assert entry.route(other) is route and other["path_params"] == {"queue": "other"}  # its own match
+    assert entry.route(scope("/.executors/queue/batches/dequeue", "GET")) is None  # a method it does not take
+    assert entry.route(scope("/.executors/queue/batches/nothing")) is None
+
+    monkeypatch.setattr(executor_entry, "MAX_MATCHED", 3)
+    for i in range(10):  # paths a caller makes up do not grow it past its bound
+        entry.route(scope(f"/.executors/queue/q{i}/dequeue"))
+        assert len(entry._matched) <= 3
+    again = scope("/.executors/queue/q9/dequeue")
+    assert entry.route(again) is route and again["path_params"] == {"queue": "q9"}

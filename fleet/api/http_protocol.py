@@ -173,6 +173,8 @@ async def _serve_direct(
             async def full_stack(s: Any, receive: Any, send: Any) -> None:
                 await app(s, handed_back.receive(receive), send)
 
+            # The whole application, as uvicorn would run it: its entry looks at the call once more, hands it
+            # back again (same headers, same body) and the full stack answers it.
             await cycle.run_asgi(full_stack)  # logs and answers its own errors
     except BaseException as exc:  # as uvicorn's run_asgi: the error is logged and the connection answered
         cycle.logger.error("Exception in ASGI application\n", exc_info=exc)

@@ -97,11 +97,20 @@ class Prom:
     def __init__(self, port: int) -> None:
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
+    def ready(self) -> bool:
+        try:
+            return self.http.get("/-/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def query(self, expr: str) -> dict[str, Any]:
         try:
-            return dict(self.http.get("/api/v1/query", params={"query": expr}).json())
+            reply = self.http.get("/api/v1/query", params={"query": expr})
         except httpx.HTTPError as exc:
             return {"status": "unreachable", "error": str(exc)}
+        if reply.status_code == 503:  # Prometheus answers a plain "Service Unavailable" until it is ready
+            return {"status": "not ready", "error": reply.text}
+        return dict(reply.json())
 
     def series(self, expr: str) -> list[Any]:
         reply = self.query(expr)
@@ -164,7 +173,9 @@ def fleet_stack(fleet_server: FleetServer, tmp_path: Path) -> Iterator[tuple[Fle
         tmp_path / "prometheus.log",
     )
     try:
-        yield fleet_server, Prom(prom_port), agent
+        prom = Prom(prom_port)
+        wait_for("Prometheus to be ready", prom.ready)
+        yield fleet_server, prom, agent
     finally:
         for proc in (agent, publisher, prometheus):
             stop(proc)

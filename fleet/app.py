@@ -126,7 +126,12 @@ class FleetApp(FastAPI):
         scope["app"] = self  # what Starlette sets: request.app, and the exception handlers
         handed_back = await protocol.serve(route, scope, receive, send)
         if handed_back is not None:
-            await super().__call__(scope, handed_back.receive(receive), send)
+            await self.full_stack(scope, handed_back.receive(receive), send)
+
+    async def full_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The application without its protocol entry (FastAPI's middleware, router and routes), for a call the
+        entry handed back."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(

@@ -17,8 +17,9 @@ The connection's handling stays uvicorn's (keep-alive, pipelining, flow control,
 the request still has its uvicorn cycle, and the task serving it is started where uvicorn starts it. Anything
 unusual (Expect: 100-continue, HEAD, a response without a Content-Length or one that streams, a call the route
 hands back, an application wrapped in anything but uvicorn's proxy-headers middleware) goes the ASGI way.
-The protocol's routes read neither the client's address nor the scheme, which proxy headers would rewrite; only
-the access log (`--log-level debug`) names the connection's peer for such a call instead of X-Forwarded-For's.
+The protocol's routes (and the full stack's answer to a submission handed back) read neither the client's
+address nor the scheme, which proxy headers would rewrite; only the access log (`--log-level debug`) names the
+connection's peer for such a call instead of X-Forwarded-For's.
 """
 
 from __future__ import annotations
@@ -139,14 +140,12 @@ class HttpProtocol(HttpToolsProtocol):
             return
         # As uvicorn does (its option is recent: absent, it is off).
         context = contextvars.Context() if getattr(self.config, "reset_contextvars", False) else None
-        task = self.loop.create_task(_serve_direct(direct[0], direct[1], route, cycle, app), context=context)
+        task = self.loop.create_task(_serve_direct(direct[0], direct[1], route, cycle), context=context)
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
 
-async def _serve_direct(
-    fleet_app: Any, entry: ExecutorEntry, route: Route, cycle: RequestResponseCycle, app: Any
-) -> None:
+async def _serve_direct(fleet_app: Any, entry: ExecutorEntry, route: Route, cycle: RequestResponseCycle) -> None:
     """Serve one call the entry took, as uvicorn's cycle.run_asgi would serve it through the application."""
     scope: Any = cycle.scope
     try:
@@ -171,10 +170,8 @@ async def _serve_direct(
             del scope[BODY_KEY]
 
             async def full_stack(s: Any, receive: Any, send: Any) -> None:
-                await app(s, handed_back.receive(receive), send)
+                await fleet_app.full_stack(s, handed_back.receive(receive), send)
 
-            # The whole application, as uvicorn would run it: its entry looks at the call once more, hands it
-            # back again (same headers, same body) and the full stack answers it.
             await cycle.run_asgi(full_stack)  # logs and answers its own errors
     except BaseException as exc:  # as uvicorn's run_asgi: the error is logged and the connection answered
         cycle.logger.error("Exception in ASGI application\n", exc_info=exc)

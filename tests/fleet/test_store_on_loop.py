@@ -243,3 +243,35 @@ def test_a_call_cancelled_mid_statement_leaves_no_connection_behind(pg_store: St
         await pg_store.aclose()
 
     asyncio.run(scenario())
+
+
+def test_calls_one_at_a_time_reuse_the_connection_returned_last(pg_store: Store) -> None:
+    """Both PostgreSQL pools hand out the connection returned last (LIFO), not the one idle longest: a job's
+    pickup is two statements in a row (the submission's insert, the woken dequeue's claim), and the second
+    then finds a backend that has just run. Several connections are opened first, so a FIFO pool would
+    rotate through them."""
+    backend = text("SELECT pg_backend_pid(), pg_sleep(0.2)")
+    pid = text("SELECT pg_backend_pid()")
+
+    def statement(sql: Any) -> int:
+        return int(pg_store.db._direct.execute(sql, {})[0][0])
+
+    def blocking(sql: Any) -> int:
+        with pg_store.db.read_one() as conn:
+            return int(conn.execute(sql).scalar_one())
+
+    async def scenario() -> None:
+        opened = await asyncio.gather(*(pg_store.call(statement, backend) for _ in range(4)))
+        assert len(set(opened)) == 4  # four connections in the loop's pool
+        in_turn = [await pg_store.call(statement, pid) for _ in range(8)]
+        assert len(set(in_turn)) == 1, in_turn
+        await pg_store.aclose()
+
+    threads = [threading.Thread(target=blocking, args=(backend,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    in_turn = [blocking(pid) for _ in range(8)]
+    assert len(set(in_turn)) == 1, in_turn
+    asyncio.run(scenario())

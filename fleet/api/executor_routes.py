@@ -122,7 +122,7 @@ async def _dequeue(request: Request, queues: list[str], body: DequeueRequest, wa
             arrived = waiter.take() if waiter is not None else None  # a signal handed during the claim
             if job is not None:
                 _pass_on_unused(notifier, job.queue, cause, arrived)
-                return JSONResponse(views.dequeue_view(job))
+                return Response(views.dequeue_view(job), media_type="application/json")
             if waiter is None:
                 return Response(status_code=204)
             # Nothing ready: a job signalled to `cause` went to another claimer, so that signal is spent. A
@@ -238,7 +238,8 @@ async def add_log_entry(request: Request) -> Response:
     def write(store: Store, queue: str, body: AddLogEntryRequest, token: str | None) -> int:
         return store.logs.add(queue, body.jobId, body.executorName, body.model_dump(), token=token)
 
-    return JSONResponse(await _job_write(request, AddLogEntryRequest, write))
+    entry_id: int = await _job_write(request, AddLogEntryRequest, write)
+    return Response(b"%d" % entry_id, media_type="application/json")  # what JSONResponse renders, without json.dumps
 
 
 async def update_log_entry(request: Request) -> Response:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Row
 
 from executor_agent.protocol.jobs import JOB_VERSION
@@ -47,9 +48,15 @@ def job_views(rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
     return [job_view(r) for r in rows]
 
 
-def dequeue_view(claim: Claim) -> dict[str, Any]:
-    """The dequeue reply: the job as the executor runs it, with its token (the only place the plain token is)."""
-    return {"version": JOB_VERSION, "id": claim.id, "queue": claim.queue, "token": claim.token, **claim.spec}
+def dequeue_view(claim: Claim) -> bytes:
+    """The dequeue reply: the job as the executor runs it, with its token (the only place the plain token is).
+
+    Already JSON: the claim returns the job's spec as the JSON object the store wrote, and its members follow
+    the reply's own ones as they are, instead of being parsed and encoded again for every job handed out
+    (about 4 % of the server's CPU per protocol cycle; README, "Figures")."""
+    head = to_json({"version": JOB_VERSION, "id": claim.id, "queue": claim.queue, "token": claim.token})
+    spec = claim.spec.strip()
+    return head if spec == "{}" else head[:-1] + b"," + spec[1:].encode()
 
 
 def log_entry_view(row: Row[Any]) -> dict[str, Any]:

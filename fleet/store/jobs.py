@@ -11,6 +11,7 @@ from sqlalchemy import (
     Insert,
     Row,
     String,
+    Text,
     Update,
     bindparam,
     false,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
 
 from fleet.db.dialect import UTCDateTime, announce_ready, lock_for_claim
 from fleet.db.models import jobs, repositories
@@ -40,7 +42,7 @@ class Claim:
     id: int
     queue: str
     token: str
-    spec: dict[str, Any]
+    spec: str  # the job's spec as stored: a JSON object's text
 
 
 def _submit_statement() -> Insert:
@@ -189,7 +191,8 @@ class JobStore:
                 attempt=jobs.c.attempt + 1,
                 token_hash=bindparam("c_token_hash", type_=String),
             )
-            .returning(jobs.c.id, jobs.c.queue, jobs.c.spec)
+            # The spec as the text the store wrote: the dequeue reply takes it as it is (fleet/api/views.py).
+            .returning(jobs.c.id, jobs.c.queue, sql_cast(jobs.c.spec, Text).label("spec"))
         )
         self._claims[queue_names] = stmt
         return stmt

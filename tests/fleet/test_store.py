@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +28,12 @@ def test_submit_claim_complete(store: Store) -> None:
     assert store.jobs.get(job_id).state == "queued"
     job = store.jobs.claim(["batches"], "exec-a")
     assert job is not None
-    reply = dequeue_view(job)
+    reply = json.loads(dequeue_view(job))
     assert reply["id"] == job_id and reply["version"] == 2 and reply["queue"] == "batches"
     assert reply["token"] and reply["dockerSteps"][0]["image"] == "busybox"
+    # The stored spec, spliced into the reply as it is, reads back as the spec submitted.
+    rest = {k: v for k, v in reply.items() if k not in ("version", "id", "queue", "token")}
+    assert rest == store.jobs.get(job_id).spec
     assert store.jobs.claim(["batches"], "exec-b") is None
     assert store.jobs.get(job_id).state == "processing"
     assert store.jobs.scope_of_token(job.token).job_id == job_id  # type: ignore[union-attr]
@@ -435,3 +439,15 @@ def test_retention_works_in_batches(store: Store, clock: FakeClock) -> None:
     clock.advance(61)
     assert store.retention.delete_expired() == len(ids)
     assert store.jobs.list(limit=1000) == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["{}", " {} ", '{"dockerSteps": [{"image": "b\\u00fcsybox", "commands": ["echo \\"hi\\""]}]}', '{"a": {}}'],
+)
+def test_dequeue_reply_is_the_claim_with_its_stored_spec(spec: str) -> None:
+    from fleet.store.jobs import Claim
+
+    reply = json.loads(dequeue_view(Claim(7, "batches", "tok", spec)))
+    assert reply == {"version": 2, "id": 7, "queue": "batches", "token": "tok", **json.loads(spec)}
+    assert list(reply)[:4] == ["version", "id", "queue", "token"]

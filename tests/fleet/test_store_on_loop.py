@@ -256,9 +256,12 @@ def test_calls_one_at_a_time_reuse_the_connection_returned_last(pg_store: Store)
     def statement(sql: Any) -> int:
         return int(pg_store.db._direct.execute(sql, {})[0][0])
 
-    def blocking(sql: Any) -> int:
+    def blocking(sql: Any, hold: threading.Barrier | None = None) -> int:
         with pg_store.db.read_one() as conn:
-            return int(conn.execute(sql).scalar_one())
+            got = int(conn.execute(sql).scalar_one())
+            if hold is not None:
+                hold.wait(timeout=60)  # every thread holds a connection at once: the pool opens four
+            return got
 
     async def scenario() -> None:
         opened = await asyncio.gather(*(pg_store.call(statement, backend) for _ in range(4)))
@@ -267,11 +270,14 @@ def test_calls_one_at_a_time_reuse_the_connection_returned_last(pg_store: Store)
         assert len(set(in_turn)) == 1, in_turn
         await pg_store.aclose()
 
-    threads = [threading.Thread(target=blocking, args=(backend,)) for _ in range(4)]
+    hold = threading.Barrier(4)
+    at_once: list[int] = []
+    threads = [threading.Thread(target=lambda: at_once.append(blocking(pid, hold))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert len(set(at_once)) == 4  # four connections in the threads' pool
     in_turn = [blocking(pid) for _ in range(8)]
     assert len(set(in_turn)) == 1, in_turn
     asyncio.run(scenario())
